@@ -1,0 +1,113 @@
+"""`eicil train ...`, `eicil info ...`: bad input ends in one line on stderr and a non-zero exit."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+
+from . import cycle
+from .data import DataError
+from .models import MODELS
+from .train import PROFILES, Config, ConfigError, Diverged, config_from, train
+
+def _field_help() -> dict[str, str]:
+    """Help text from the comments in Config's source, so CLI and docs cannot drift apart."""
+    import inspect
+    out = {}
+    for line in inspect.getsource(Config).splitlines():
+        line = line.strip()
+        if ":" in line and "#" in line and not line.startswith("#"):
+            out[line.split(":")[0]] = line.split("#", 1)[1].strip()
+    return out
+
+
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    docs = _field_help()
+    defaults = Config()
+    for f in fields(Config):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        text = f"{docs.get(f.name, '')} (default: {default!r}; profiles may change it)"
+        if f.type in ("bool", bool):
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            typ = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
+            p.add_argument(flag, dest=f.name, type=typ, default=None, help=text, metavar=f.name.upper())
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse prints usage; one line is enough
+        self.exit(2, f"eicil: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="eicil", allow_abbrev=False, description="EICIL: excitatory/inhibitory cycle learning for SNNs")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    t = sub.add_parser("train", help="train one run and write its run directory", allow_abbrev=False,
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("--profile", default="cpu", choices=list(PROFILES),
+                   help="defaults of a fast check (smoke), an offline CPU study (cpu) or the paper's setup (paper)")
+    t.add_argument("--dry-run", action="store_true", help="print the resolved config and schedule, train nothing")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_config_args(t)
+    i = sub.add_parser("info", help="a model's excitatory/inhibitory split per mechanism")
+    i.add_argument("model", help=f"one of {', '.join(MODELS)}")
+    i.add_argument("--in-channels", type=int, default=3)
+    i.add_argument("--num-classes", type=int, default=10)
+    i.add_argument("--width", type=float, default=1.0)
+    return parser
+
+
+def _train(args) -> int:
+    overrides = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None}
+    cfg = config_from(args.profile, **overrides)
+    if args.dry_run:
+        from .train import validate
+        validate(cfg)
+        print(json.dumps({"config": cfg.__dict__, "schedule": cycle.schedule(cfg.method, cfg.k, cfg.epochs)}, indent=2))
+        return 0
+    summary = train(cfg, progress=not args.quiet)
+    print(f"{summary['run_dir']}: test_acc {summary['test_acc']:.4f} (at best val epoch "
+          f"{summary['best_epoch']}), best_test_acc {summary['best_test_acc']:.4f}, "
+          f"{summary['wall_seconds']:.1f} s")
+    return 0
+
+
+def _info(args) -> int:
+    from .models import create_model, ei_split
+    if args.model not in MODELS:
+        raise ConfigError(f"unknown model {args.model!r}; choose one of {', '.join(MODELS)}")
+    model = create_model(args.model, in_channels=args.in_channels, num_classes=args.num_classes, width=args.width)
+    for mech in ("stdp-bw", "stdp-conv", "stdp-bw-gs"):
+        s = ei_split(model, mech)
+        print(f"{mech:11s} inhibitory params {s['param_share_inhibitory']:6.1%} "
+              f"({s['params_inhibitory']}/{s['params_total']}), layers {s['layer_share_inhibitory']:6.1%} "
+              f"({s['layers_inhibitory']}/{s['layers_total']})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "info":
+            return _info(args)
+        if args.command == "sweep":
+            from .sweep import main as sweep_main
+            return sweep_main(args)
+    except (ConfigError, DataError, ValueError) as e:
+        print(f"eicil: error: {e}", file=sys.stderr)
+        return 2
+    except Diverged as e:
+        print(f"eicil: run diverged: {e}; see summary.json", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("eicil: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""STDP as weight-gradient convolutions: the same numbers as spikingjelly's STDPLearner, fast.
+
+spikingjelly's multi-step learner sums, over time steps t, batch and positions,
+    dw = -f_pre(w) * tr_post[t] x s_pre[t]  +  f_post(w) * tr_pre[t] x s_post[t]
+with traces tr <- tr - tr/tau + s. Because w is fixed over the sequence, the time sums move
+inside: each term is the weight gradient of the synapse with (input=pre, grad_output=post)
+over the T*B flattened batch, i.e. one `convolution_backward` (or one matmul for Linear)
+instead of a [B, C_out, C_in, H, W] product per kernel tap and time step.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from spikingjelly.activation_based import neuron as sj_neuron
+from torch import nn
+
+WeightFn = Callable[[torch.Tensor], torch.Tensor] | None
+
+
+def trace(s: torch.Tensor, tau: float) -> torch.Tensor:
+    """Trace of a [T, ...] sequence: tr[t] = tr[t-1] - tr[t-1]/tau + s[t], tr[-1] = 0."""
+    out = torch.empty_like(s)
+    tr = torch.zeros_like(s[0])
+    for t in range(s.shape[0]):
+        tr = tr - tr / tau + s[t]
+        out[t] = tr
+    return out
+
+
+def _pad(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    pad = conv._reversed_padding_repeated_twice
+    if not any(pad):
+        return x
+    mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
+    return F.pad(x.flatten(0, 1), pad, mode=mode).unflatten(0, x.shape[:2])  # reflect needs 4-D
+
+
+def _pair_sum(synapse: nn.Module, pre: torch.Tensor, post: torch.Tensor) -> torch.Tensor:
+    """sum over samples and positions of post x pre, shaped like the weight. pre/post: [N, ...]."""
+    w = synapse.weight
+    if isinstance(synapse, nn.Linear):
+        return post.reshape(-1, w.shape[0]).t() @ pre.reshape(-1, w.shape[1])
+    return torch.ops.aten.convolution_backward(
+        post, pre, w, None, synapse.stride, [0, 0], [1, 1], False, [0, 0], 1,
+        [False, True, False],
+    )[1]
+
+
+def delta_w(synapse: nn.Module, pre: torch.Tensor, post: torch.Tensor, *, tau_pre: float,
+            tau_post: float, f_pre: WeightFn = None, f_post: WeightFn = None) -> torch.Tensor:
+    """What STDPLearner(step_mode="m").step(on_grad=False) returns for one [T, B, ...] sequence.
+
+    pre: spikes at the synapse input; post: spikes of the post-synaptic neuron. Sums, not means.
+    f_pre / f_post default to the identity f(w) = w, as spikingjelly's do.
+    """
+    if not isinstance(synapse, (nn.Linear, nn.Conv2d)):
+        raise TypeError(f"STDP supports Linear and Conv2d, not {type(synapse).__name__}")
+    if isinstance(synapse, nn.Conv2d):
+        if synapse.groups != 1 or any(d != 1 for d in synapse.dilation):
+            raise NotImplementedError("STDP needs groups=1 and dilation=1")
+        pre = _pad(synapse, pre)
+    w = synapse.weight.detach()
+    f_pre, f_post = f_pre or _identity, f_post or _identity
+    flat = (lambda x: x.flatten(0, 1)) if isinstance(synapse, nn.Conv2d) else (lambda x: x)
+    with torch.no_grad():
+        pre, post = pre.to(w.dtype), post.to(w.dtype)
+        tr_pre, tr_post = trace(pre, tau_pre), trace(post, tau_post)
+        if f_pre is f_post:  # one call: stacking along the batch gives ltp - ltd
+            both = _pair_sum(synapse, flat(torch.cat([tr_pre, pre], 1)),
+                             flat(torch.cat([post, -tr_post], 1)))
+            return f_pre(w) * both
+        ltp = _pair_sum(synapse, flat(tr_pre), flat(post))
+        ltd = _pair_sum(synapse, flat(pre), flat(tr_post))
+        return f_post(w) * ltp - f_pre(w) * ltd
+
+
+def _identity(w: torch.Tensor) -> torch.Tensor:
+    return w
+
+
+def n_terms(synapse: nn.Module, post: torch.Tensor) -> int:
+    """How many (time, sample, position) terms delta_w sums: its normaliser."""
+    return post.numel() // synapse.weight.shape[0]
+
+
+def _clamp(w: torch.Tensor) -> torch.Tensor:
+    return w.clamp(-1.0, 1.0)
+
+
+def _one_minus(w: torch.Tensor) -> torch.Tensor:
+    return 1.0 - w
+
+
+WEIGHT_DEPS = {
+    "soft": (_identity, _one_minus),  # paper Eq. 5: depression scaled by w, potentiation by 1 - w
+    "clamp": (_clamp, _clamp),  # the released code's f(w) = clamp(w, -1, 1)
+}
+
+
+def soft_bound(kind: str) -> tuple[WeightFn, WeightFn]:
+    """(f_pre, f_post) for a weight dependence name."""
+    if kind not in WEIGHT_DEPS:
+        raise ValueError(f"unknown weight dependence {kind!r}; choose {' or '.join(WEIGHT_DEPS)}")
+    return WEIGHT_DEPS[kind]
+
+
+def post_neurons(model: nn.Module, x: torch.Tensor, synapses: list[nn.Module]) -> dict:
+    """Map each synapse to the first spiking neuron that runs after it (SPEC: its post neuron).
+
+    Found from one forward pass in execution order, so residual and pooling layouts need no
+    per-model table. The caller resets the network's state afterwards.
+    """
+    order: list[nn.Module] = []
+    watched = set(map(id, synapses))
+    hooks = [
+        m.register_forward_pre_hook(lambda mod, _: order.append(mod))
+        for m in model.modules()
+        if id(m) in watched or isinstance(m, sj_neuron.BaseNode)
+    ]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    found = {}
+    for i, m in enumerate(order):
+        if id(m) in watched and m not in found:
+            nxt = next((n for n in order[i + 1:] if isinstance(n, sj_neuron.BaseNode)), None)
+            if nxt is None:
+                raise ValueError(f"no spiking neuron after {m}; STDP needs post-synaptic spikes")
+            found[m] = nxt
+    return found
+
+
+class SpikeRecorder:
+    """Keeps references (no copies, no autograd graph) to each synapse's input and its post
+    neuron's output during a forward pass. Call `clear()` every batch."""
+
+    def __init__(self, pairs: dict):
+        self.pairs = pairs
+        self.pre: dict = {}
+        self.post: dict = {}
+        self._hooks = []
+        for syn, sn in pairs.items():
+            self._hooks.append(syn.register_forward_pre_hook(self._save_pre(syn)))
+            self._hooks.append(sn.register_forward_hook(self._save_post(sn)))
+
+    def _save_pre(self, syn):
+        def hook(_, args):
+            self.pre[syn] = args[0].detach()
+        return hook
+
+    def _save_post(self, sn):
+        def hook(_, __, out):
+            self.post[sn] = out.detach()
+        return hook
+
+    def records(self):
+        """(synapse, pre [T,B,...], post [T,B,...]) for every synapse seen this pass."""
+        for syn, sn in self.pairs.items():
+            if syn in self.pre and sn in self.post:
+                yield syn, self.pre[syn], self.post[sn]
+
+    def clear(self) -> None:
+        self.pre.clear()
+        self.post.clear()
+
+    def close(self) -> None:
+        for h in self._hooks:
+            h.remove()
+        self._hooks.clear()
+        self.clear()
+
+
+@torch.no_grad()
+def stdp_step(recorder: SpikeRecorder, *, lr: float, tau_pre: float, tau_post: float,
+              weight_dep: str = "soft", normalise: bool = True) -> torch.Tensor:
+    """Apply w <- w + lr * dw / n_terms to every recorded synapse (plain SGD, momentum 0).
+
+    Returns the mean absolute weight change as a tensor (no host sync on a GPU)."""
+    f_pre, f_post = soft_bound(weight_dep)
+    changes = []
+    for syn, pre, post in recorder.records():
+        dw = delta_w(syn, pre, post, tau_pre=tau_pre, tau_post=tau_post, f_pre=f_pre, f_post=f_post)
+        if normalise:
+            dw /= n_terms(syn, post)
+        syn.weight.add_(dw, alpha=lr)
+        changes.append(dw.abs().mean() * lr)
+    recorder.clear()
+    return torch.stack(changes).mean() if changes else torch.zeros(())

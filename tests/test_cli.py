@@ -1,0 +1,62 @@
+"""Bad input exits non-zero with one clear line, never a traceback."""
+import pytest
+
+from eicil.cli import main
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--model", "resnet19"], "unknown model 'resnet19'"),
+    (["--method", "gsgl"], "unknown method 'gsgl'"),
+    (["--dataset", "imagenet"], "unknown dataset"),
+    (["--method", "gsi", "--k", "1"], "|K| >= 2"),
+    (["--k", "0"], "|K| >= 2"),
+    (["--timesteps", "0"], "timesteps"),
+    (["--epochs", "-1"], "epochs"),
+    (["--weight-dep", "hard"], "weight dependence"),
+    (["--device", "cuda"] , "CUDA is not available"),
+    (["--profile", "gpu"], "invalid choice"),
+    (["--epoch", "3"], "unrecognized arguments"),
+    (["--k", "five"], "invalid int value"),
+])
+def test_bad_input_is_one_line(args, needle, tmp_path, capsys):
+    with pytest.raises(SystemExit) if "--profile" in args or "--epoch" in args or "five" in args else _no_exit():
+        code = main(["train", "--out", str(tmp_path), *args])
+        assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "Traceback" not in err and len(err.splitlines()) == 1, err
+
+
+class _no_exit:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_missing_data_offline_names_the_folder(tmp_path, capsys):
+    code = main(["train", "--dataset", "cifar10", "--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "cifar-10-batches-py" in err and "--download" in err
+
+
+def test_dry_run_prints_schedule(tmp_path, capsys):
+    assert main(["train", "--method", "gsgi", "--k", "-3", "--epochs", "3", "--dry-run", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert '"stdp-bw-gs",\n    "stdp-bw-gs",\n    "gs"' in out
+    assert not any(tmp_path.iterdir())
+
+
+def test_help_states_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "--stdp-lr" in out and "default: 0.01" in out and "--profile" in out
+
+
+def test_train_smoke_and_info(tmp_path, capsys):
+    assert main(["train", "--profile", "smoke", "--method", "stdp-bw", "--out", str(tmp_path), "--quiet"]) == 0
+    assert "test_acc" in capsys.readouterr().out
+    assert main(["info", "ei_net", "--width", "0.25"]) == 0
+    assert "stdp-conv" in capsys.readouterr().out

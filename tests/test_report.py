@@ -1,0 +1,172 @@
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd
+import pytest
+
+from eicil import records
+from eicil.report import (SINGLE_SEED_NOTE, build_report, figure2, load_curves, load_runs, table1, table2,
+                          write_tables)
+from eicil.stats import holm, welch_p
+
+EPOCHS = 5
+SCHEDULES = {
+    ("gs", 5): ["gs"] * 5,
+    ("stdp-bw", 4): ["stdp-bw"] * 5,
+    ("gsi", 5): ["gs", "gs", "gs", "gs", "stdp-bw"],
+    ("gsgi", 5): ["gs", "gs", "gs", "gs", "stdp-bw-gs"],
+    ("gsgi", 3): ["gs", "gs", "stdp-bw-gs", "gs", "gs"],
+}
+# (method, k, seed, test_acc, status): gsgi K=5 clearly beats gs, gsi K=5 does not.
+RUNS = [
+    ("gs", 5, 0, 0.890, "complete"), ("gs", 5, 1, 0.892, "complete"), ("gs", 5, 2, 0.894, "complete"),
+    ("gsgi", 5, 0, 0.910, "complete"), ("gsgi", 5, 1, 0.912, "complete"), ("gsgi", 5, 2, 0.914, "complete"),
+    ("gsi", 5, 0, 0.891, "complete"), ("gsi", 5, 1, 0.893, "complete"), ("gsi", 5, 2, 0.889, "complete"),
+    ("gsgi", 3, 0, 0.900, "complete"), ("gsgi", 3, 1, 0.904, "complete"),
+    ("stdp-bw", 4, 0, 0.905, "complete"),  # k=4 is an unused default for stdp-bw
+    ("gsi", 5, 3, 0.100, "running"), ("gs", 5, 3, 0.100, "diverged"),
+]
+
+
+def write_run(root, method, k, seed, test_acc, status, model="resnet18", dataset="cifar10"):
+    path = root / model / dataset / f"{method}_k{k}" / f"seed{seed}"
+    schedule = SCHEDULES[(method, k)]
+    config = {"model": model, "dataset": dataset, "method": method, "k": k, "seed": seed, "epochs": EPOCHS,
+              "handoff": "best"}
+    records.write_json(path / "config.json", {"config": config, "git": "test", "versions": {}, "schedule": schedule})
+    # The test curve climbs linearly to test_acc; a train row checks that only test acc is read.
+    metrics = [row for epoch, mechanism in enumerate(schedule, 1) for row in (
+        {"epoch": epoch, "mechanism": mechanism, "split": "test", "metric": "acc", "value": test_acc * epoch / EPOCHS},
+        {"epoch": epoch, "mechanism": mechanism, "split": "train", "metric": "loss", "value": 1.0 / epoch},
+    )]
+    records.write_metrics(path / "metrics.csv", metrics)
+    records.write_json(path / "summary.json", {
+        "status": status, "test_acc": test_acc, "best_test_acc": test_acc + 0.01, "best_val_acc": test_acc,
+        "best_epoch": EPOCHS, "epochs_completed": EPOCHS, "wall_seconds": 1.0})
+    return path
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    for run in RUNS:
+        write_run(root, *run)
+    return root
+
+
+@pytest.fixture(scope="module")
+def runs(root):
+    return load_runs(root)
+
+
+def cell(table, **keys):
+    rows = table
+    for key, value in keys.items():
+        rows = rows[rows[key] == value]
+    assert len(rows) == 1, keys
+    return rows.iloc[0]
+
+
+def test_load_runs_keeps_complete_runs_only(root, runs):
+    assert len(runs) == 12 and set(runs["status"]) == {"complete"}
+    assert len(load_runs(root, status=None)) == len(RUNS)
+    assert runs["handoff"].eq("best").all()  # other config fields come along for filtering
+    assert pd.isna(cell(runs, method="stdp-bw")["k"])
+
+
+def test_table1_statistics(runs):
+    t = table1(runs)
+    assert list(t["method"]) == ["gs", "stdp-bw", "gsi", "gsgi"]
+    gs, gsgi, gsi = cell(t, method="gs"), cell(t, method="gsgi"), cell(t, method="gsi")
+    assert gs["mean"] == pytest.approx(89.2) and gs["std"] == pytest.approx(0.2) and gs["n"] == 3
+    assert gs["ci_low"] < 89.2 < gs["ci_high"]
+    assert gsgi["k"] == 5 and gsgi["n"] == 3 and gsgi["mean"] == pytest.approx(91.2)
+    assert gsgi["delta_vs_gs"] == pytest.approx(2.0)
+    assert gsgi["p_vs_gs"] == pytest.approx(welch_p([91.0, 91.2, 91.4], [89.0, 89.2, 89.4]))
+    assert gsgi["p_vs_gs"] < 0.01
+    assert gsi["n"] == 3 and gsi["p_vs_gs"] > 0.5  # the "running" seed 3 is not counted
+    assert math.isnan(gs["p_vs_gs"])
+
+
+def test_table1_holm_and_paper(runs):
+    t = table1(runs)
+    tested = t["p_vs_gs"].notna()
+    assert tested.sum() == 2  # stdp-bw has one seed, gs is the baseline
+    assert t["p_holm"][tested].tolist() == pytest.approx(holm(t["p_vs_gs"][tested].tolist()))
+    assert cell(t, method="gsgi")["p_holm"] == pytest.approx(2 * cell(t, method="gsgi")["p_vs_gs"])
+    assert cell(t, method="gs")["paper"] == 89.39
+    assert cell(t, method="gsgi")["paper"] == 90.34
+
+
+def test_table1_marks_single_seed(runs):
+    t = table1(runs)
+    stdp = cell(t, method="stdp-bw")
+    assert stdp["n"] == 1 and stdp["note"] == SINGLE_SEED_NOTE
+    assert math.isnan(stdp["std"]) and math.isnan(stdp["p_vs_gs"])
+    assert stdp["delta_vs_gs"] == pytest.approx(90.5 - 89.2)
+    assert (t[t["method"] != "stdp-bw"]["note"] == "").all()
+
+
+def test_table1_falls_back_to_other_k(runs):
+    t = table1(runs, k=4)  # no K=4 runs: each cycle method uses the K it has most seeds of
+    assert cell(t, method="gsgi")["k"] == 5 and cell(t, method="gsi")["k"] == 5
+
+
+def test_table2_per_k_with_paper(runs):
+    t = table2(runs)
+    assert list(zip(t["k"], t["method"])) == [(3, "gsgi"), (5, "gsi"), (5, "gsgi")]
+    k3 = cell(t, k=3)
+    assert k3["n"] == 2 and k3["mean"] == pytest.approx(90.2) and k3["paper"] == 90.26
+    assert cell(t, k=5, method="gsi")["paper"] == 90.46
+    assert cell(t, k=5, method="gsgi")["paper"] == 90.58
+    assert t["p_holm"].tolist() == pytest.approx(holm(t["p_vs_gs"].tolist()))
+
+
+def test_best_test_metric(runs):
+    assert cell(table1(runs, metric="best_test_acc"), method="gs")["mean"] == pytest.approx(90.2)
+
+
+def test_repeated_seed_is_refused(tmp_path):
+    write_run(tmp_path / "a", "gs", 5, 0, 0.9, "complete")
+    write_run(tmp_path / "b", "gs", 5, 0, 0.9, "complete")
+    with pytest.raises(ValueError, match="repeat"):
+        table1(load_runs(tmp_path))
+
+
+def test_write_tables(runs, tmp_path):
+    t = table1(runs)
+    paths = write_tables(t, tmp_path, "table1")
+    assert [p.name for p in paths] == ["table1.csv", "table1.md", "table1.tex"]
+    assert len(pd.read_csv(paths[0])) == len(t)
+    md = paths[1].read_text()
+    assert "89.20 ± 0.20 (3)" in md and "90.50 ± – (1)" in md and SINGLE_SEED_NOTE in md
+    assert "\\begin{tabular}" in paths[2].read_text()
+
+
+def test_figure2_writes_plotted_numbers(root, tmp_path):
+    fig = figure2(load_curves(root), tmp_path)
+    assert len(fig.axes) == 1
+    for ext in ("png", "svg", "csv"):
+        assert (tmp_path / f"figure2.{ext}").stat().st_size > 0
+    plotted = pd.read_csv(tmp_path / "figure2.csv")
+    assert len(plotted) == 4 * EPOCHS  # gs, stdp-bw, gsi K=5, gsgi K=5; gsgi K=3 is not drawn
+    last = plotted[(plotted["method"] == "gsgi") & (plotted["epoch"] == EPOCHS)].iloc[0]
+    assert last["k"] == 5 and last["n"] == 3 and last["mechanism"] == "stdp-bw-gs"
+    assert last["mean"] == pytest.approx(91.2) and last["ci_low"] < 91.2 < last["ci_high"]
+
+
+def test_build_report(root, tmp_path):
+    result = build_report(root, tmp_path / "figures")
+    names = {p.name for p in result["files"]}
+    assert {"runs.csv", "table1.md", "table2.tex", "table1_best_test.csv", "figure2.png"} <= names
+    assert all(p.exists() for p in result["files"])
+    assert "12 complete runs" in result["summary"] and "skipped (running)" in result["summary"]
+
+
+def test_build_report_without_complete_runs(tmp_path):
+    write_run(tmp_path, "gs", 5, 0, 0.5, "running")
+    with pytest.raises(ValueError, match=str(tmp_path)):
+        build_report(tmp_path, tmp_path / "out")
