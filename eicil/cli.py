@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from . import cycle
 from .data import DataError
@@ -51,6 +52,25 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and schedule, train nothing")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_args(t)
+    s = sub.add_parser("sweep", help="run notebooks/01_train.ipynb for every cell of a grid (papermill)",
+                       allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s.add_argument("config", help="sweep YAML, e.g. configs/cpu.yaml")
+    s.add_argument("--out", default="runs", help="folder of the run directories")
+    s.add_argument("--jobs", type=int, default=1, help="runs at once (local executor); one GPU each where there are GPUs")
+    s.add_argument("--executor", default="local", choices=["local", "ray"], help="local processes or a Ray cluster")
+    s.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
+    s.add_argument("--retries", type=int, default=1, help="Ray: times a failed task is retried")
+    s.add_argument("--gpus-per-run", type=float, default=None,
+                   help="Ray: GPUs each run asks for; fractions share a GPU (default: 1 if the cluster has GPUs, else 0)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    r = sub.add_parser("report", help="Table 1, Table 2 and Figure 2 from run directories",
+                       allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    r.add_argument("runs", help="folder holding run directories")
+    r.add_argument("--figures", default="figures", help="where tables and figures are written")
+    r.add_argument("--k", type=int, default=5, help="K of the cycle methods in Table 1 and Figure 2")
+    r.add_argument("--by", default=None,
+                   help="instead of the paper's tables, print test accuracy grouped by these comma-separated "
+                        "config fields (e.g. method,weight_dep,stdp_lr) and write FIGURES/summary_by.csv")
     i = sub.add_parser("info", help="a model's excitatory/inhibitory split per mechanism")
     i.add_argument("model", help=f"one of {', '.join(MODELS)}")
     i.add_argument("--in-channels", type=int, default=3)
@@ -97,6 +117,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sweep":
             from .sweep import main as sweep_main
             return sweep_main(args)
+        if args.command == "report":
+            from .report import build_report, load_runs, summary_by
+            if args.by:
+                table = summary_by(load_runs(args.runs), args.by.split(","))
+                print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+                Path(args.figures).mkdir(parents=True, exist_ok=True)
+                table.to_csv(Path(args.figures) / "summary_by.csv", index=False)
+                return 0
+            result = build_report(args.runs, args.figures, k=args.k)
+            print(result["summary"])
+            print("wrote " + ", ".join(str(p) for p in result["files"]))
+            return 0
     except (ConfigError, DataError, ValueError) as e:
         print(f"eicil: error: {e}", file=sys.stderr)
         return 2

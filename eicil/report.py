@@ -246,3 +246,15 @@ def build_report(runs_root: Path | str, out_dir: Path | str = "figures", k: int 
     lines = [f"{len(runs)} complete runs under {runs_root}; {len(skipped)} skipped; {len(files)} files in {out_dir}"]
     lines += [f"skipped ({r.status}): {r.path}" for r in skipped.itertuples()]
     return {"files": files, "summary": "\n".join(lines)}
+
+
+def summary_by(runs: pd.DataFrame, by: list[str], metric: str = "test_acc") -> pd.DataFrame:
+    """Mean, std, n and 95% CI (percent) of a metric per group of any config columns,
+    e.g. by=["weight_dep", "stdp_lr"] for an ablation that Tables 1-2 do not cover."""
+    missing = [b for b in by if b not in runs.columns]
+    if missing:
+        raise ValueError(f"unknown column(s) {', '.join(missing)}; runs have: {', '.join(runs.columns)}")
+    rows = [{**dict(zip(by, key if isinstance(key, tuple) else (key,))),
+             **summarize(group[metric].to_numpy(float) * 100)}
+            for key, group in runs.groupby(by, dropna=False)]
+    return pd.DataFrame(rows)

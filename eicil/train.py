@@ -43,18 +43,19 @@ class Config:
     width: float = 1.0  # channel multiplier of the model
     hidden: int = 128  # units of the spiking hidden Linear (the stdp-bw layer)
     stem: str = "cifar"  # resnet18 stem: cifar (3x3) or imagenet (7x7 s2 + max-pool)
-    stdp_lr: float = 0.01  # SGD step on the normalised STDP update, follows the cosine factor
+    stdp_lr: float = 0.01  # SGD step size on the normalised STDP update, scaled like the Adam lr
     stdp_norm: bool = True  # divide the summed STDP update by its number of terms
-    weight_dep: str = "soft"  # soft (paper Eq. 5) | clamp (released code)
+    weight_dep: str = "clamp"  # clamp (released code's f(w)) | soft (paper Eq. 5)
     tau_pre: float = 2.0  # pre-synaptic trace time constant, in time steps
     tau_post: float = 100.0  # post-synaptic trace time constant, in time steps
-    handoff: str = "best"  # on a mechanism change: best (reload best-val weights) | last
+    handoff: str = "last"  # on a mechanism change: last (continue) | best (reload best-val weights)
     val_fraction: float = 0.1  # share of the training set held out for model selection
     train_subset: int = 0  # train on this many examples (0: all), for quick checks
     augment: bool = False  # the paper's crops/flips/rotations (never flips digits)
     seed: int = 0  # seeds weights, validation split and data order
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = False  # bf16 autocast on CUDA
+    compile: bool = False  # torch.compile the model (CUDA; off unless it measurably helps)
     num_workers: int = 0  # DataLoader worker processes
     v_threshold: float = 1.0  # IF threshold
     surrogate_alpha: float = 4.0  # sigmoid surrogate steepness
@@ -68,7 +69,7 @@ PROFILES = {
     "smoke": dict(epochs=2, train_subset=192, timesteps=2, width=0.5, hidden=32),
     "cpu": dict(),
     "paper": dict(model="resnet18", dataset="cifar10", epochs=350, batch_size=64, lr=1e-3,
-                  timesteps=4, seed=230, augment=True, hidden=256),
+                  timesteps=4, seed=230, augment=True, hidden=256, handoff="best", num_workers=4),
 }
 
 
@@ -229,6 +230,7 @@ def train(cfg: Config, progress: bool = True, on_epoch: Callable[[dict], None] |
     x0 = next(iter(data.train))[0][:2].to(device)
     pairs = post_neurons(model, encode(x0, cfg.timesteps), stdp_layers(model, "stdp-conv") + [model.fc_hidden])
     functional.reset_net(model)
+    net = torch.compile(model) if cfg.compile else model  # same parameters; `model` keeps clean state-dict keys
 
     def summary(status: str, message: str = "") -> dict:
         return {"status": status, "message": message, "test_acc": state["test_at_best"],
@@ -252,19 +254,24 @@ def train(cfg: Config, progress: bool = True, on_epoch: Callable[[dict], None] |
         torch.manual_seed(cfg.seed * 100_003 + epoch)  # data order and augmentation per epoch
         lr_now = opt.param_groups[0]["lr"]
         try:
-            tr = train_epoch(model, data.train, opt, cfg, mech, recorder,
+            tr = train_epoch(net, data.train, opt, cfg, mech, recorder,
                              cfg.stdp_lr * lr_now / cfg.lr, device, progress)
         except Diverged as e:
             records.write_json(run_dir / "summary.json", summary("diverged", str(e)))
             raise
+        except torch.OutOfMemoryError:
+            msg = (f"out of memory in epoch {epoch + 1} ({cfg.model}, batch {cfg.batch_size}, "
+                   f"T {cfg.timesteps}); lower --batch-size, --timesteps or --width")
+            records.write_json(run_dir / "summary.json", summary("failed", msg))
+            raise ConfigError(msg) from None
         finally:
             if recorder is not None:
                 recorder.close()
             for m in frozen:
                 m.weight.requires_grad_(True)
         sched.step()
-        val_loss, val_acc = evaluate(model, data.val, cfg, device)
-        test_loss, test_acc = evaluate(model, data.test, cfg, device)
+        val_loss, val_acc = evaluate(net, data.val, cfg, device)
+        test_loss, test_acc = evaluate(net, data.test, cfg, device)
         state["wall"] += time.perf_counter() - t0
         e = epoch + 1
         if val_acc > state["best_val"]:

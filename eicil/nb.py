@@ -1,0 +1,119 @@
+"""Helpers a notebook calls, so notebooks hold no logic of their own."""
+from __future__ import annotations
+
+import ast
+
+
+def _assigned(source: str) -> set[str]:
+    names = set()
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
+def check_parameters() -> None:
+    """Fail when papermill injected a parameter the notebook's parameters cell does not declare.
+
+    papermill only warns about unknown parameters; a misspelled name would silently run the
+    defaults. The injected cell starts with '# Parameters' and follows the parameters cell in
+    the kernel's input history. Run interactively (nothing injected), this checks nothing.
+    """
+    from IPython import get_ipython
+
+    ip = get_ipython()
+    if ip is None:
+        return
+    history = [c for c in ip.history_manager.input_hist_raw if c.strip()]
+    injected = [i for i, c in enumerate(history) if c.lstrip().startswith("# Parameters")]
+    if not injected or injected[-1] == 0:
+        return
+    i = injected[-1]
+    unknown = sorted(_assigned(history[i]) - _assigned(history[i - 1]))
+    if unknown:
+        declared = ", ".join(sorted(_assigned(history[i - 1])))
+        raise ValueError(f"unknown notebook parameter(s): {', '.join(unknown)}; this notebook takes: {declared}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers added for the notebooks in notebooks/ (check_parameters above is unchanged).
+
+from pathlib import Path  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout (editable install)
+
+
+def injected_parameters() -> set[str]:
+    """Names papermill injected into this kernel (its '# Parameters' cell); empty when run interactively."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return set()
+    ip = get_ipython()
+    if ip is None:
+        return set()
+    history = [c for c in ip.history_manager.input_hist_raw if c.strip()]
+    injected = [c for c in history if c.lstrip().startswith("# Parameters")]
+    return _assigned(injected[-1]) if injected else set()
+
+
+def from_repo_root():
+    """Make the repository root the working directory when a notebook runs from notebooks/.
+
+    Jupyter and nbval start a notebook's kernel in the notebook's folder; papermill and the sweep
+    start it in the caller's. The notebooks' relative defaults (runs/..., configs/...) mean the
+    repository root, so only the notebooks/ case moves; any other working directory is kept, so a
+    relative `out` handed over by `eicil sweep` still means the folder the sweep looks in.
+    Returns the working directory.
+    """
+    import os
+
+    if Path.cwd().resolve() == REPO_ROOT / "notebooks":
+        os.chdir(REPO_ROOT)
+    return Path.cwd()
+
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _coerce(name: str, kind: str, value):
+    typ = _TYPES[kind]
+    from .train import ConfigError
+
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)  # `-p width 1` arrives as an int
+    if isinstance(value, typ) and not (typ is int and isinstance(value, bool)):
+        return value
+    raise ConfigError(f"parameter {name} must be {kind}, got {type(value).__name__} {value!r}")
+
+
+def train_config(params: dict):
+    """The Config a training notebook's parameters ask for: config_from(profile, **overrides).
+
+    `params` is the notebook's namespace (globals()): `profile` plus one variable per Config field.
+    A field overrides the profile when papermill injected it (`-p epochs 10` with profile smoke means
+    10 epochs, even though 10 is Config's default) or when its value differs from Config's default (an
+    edit in the parameters cell). A field left at Config's default keeps the profile's value, so
+    `-p profile smoke` alone gets the smoke settings.
+    """
+    from dataclasses import fields
+
+    from .train import Config, config_from
+
+    defaults = Config()
+    injected = injected_parameters()
+    overrides = {}
+    for f in fields(Config):
+        if f.name not in params:
+            continue
+        value = _coerce(f.name, f.type if isinstance(f.type, str) else f.type.__name__, params[f.name])
+        default = getattr(defaults, f.name)
+        if f.name in injected or value != default or type(value) is not type(default):
+            overrides[f.name] = value
+    return config_from(params.get("profile", "cpu"), **overrides)
+
+
+def print_epoch(row: dict) -> None:
+    """An `on_epoch` callback for train(): one line per epoch (notebooks run with progress=False)."""
+    print(f"epoch {row['epoch']:>3} {row['mechanism']:<10} loss {row['train_loss']:.3f}  "
+          f"acc train {row['train_acc']:.3f} val {row['val_acc']:.3f} test {row['test_acc']:.3f}", flush=True)

@@ -1,0 +1,74 @@
+"""Sweeps: validated configs, skipped complete runs, failures recorded, Ray executor."""
+import csv
+
+import pytest
+import yaml
+
+from eicil.cli import main
+from eicil.records import read_json
+from eicil.sweep import expand, load_config, run_sweep
+
+
+def write(tmp_path, cfg, name="sweep.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+SMOKE = {"profile": "smoke", "settings": {"epochs": 1, "train_subset": 64},
+         "grids": [{"method": ["gs", "gsgi"], "k": [2], "seed": [0]}]}
+
+
+@pytest.mark.parametrize("cfg,needle", [
+    ({"profile": "cpu", "grid": []}, "unknown key(s) grid"),
+    ({"grids": [{"methd": ["gs"]}]}, "unknown setting(s) methd"),
+    ({"grids": [{"method": ["gsi"], "k": [5, 0]}]}, "'k': 0"),
+    ({"grids": [{"method": ["gsi"], "k": [-1]}]}, "|K| >= 2"),
+    ({"grids": [{"model": ["resnet19"]}]}, "unknown model 'resnet19'"),
+    ({"grids": [{"seed": [0], "out": ["x"]}]}, "'out' is set by the sweep"),
+    ({"profile": "gpu", "grids": [{"seed": [0]}]}, "unknown profile"),
+    ({"grids": []}, "at least one grid"),
+])
+def test_bad_configs_name_the_offending_item(tmp_path, capsys, cfg, needle):
+    code = main(["sweep", str(write(tmp_path, cfg)), "--out", str(tmp_path / "runs"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and needle in err and len(err.splitlines()) == 1, err
+
+
+def test_expand_merges_k_of_single_methods_and_names_extra_axes(tmp_path):
+    jobs = expand({"grids": [{"method": ["gs", "gsi"], "k": [3, 5], "seed": [0]},
+                             {"method": ["gsi"], "k": [5], "stdp_lr": [0.1, 0.01], "seed": [0]}]}, tmp_path)
+    names = sorted(j.name for j in jobs)
+    assert names == ["csnn-digits-gs-s0", "csnn-digits-gsi-k3-s0", "csnn-digits-gsi-k5-s0",
+                     "csnn-digits-gsi-k5-s0-stdp_lr=0.01", "csnn-digits-gsi-k5-s0-stdp_lr=0.1"]
+
+
+def test_local_sweep_runs_skips_and_records_failures(tmp_path):
+    cfg = {**SMOKE, "grids": SMOKE["grids"] + [{"method": ["gs"], "dataset": ["cifar10"],
+                                                 "data_root": [str(tmp_path / "none")], "seed": [0]}]}
+    path, out = write(tmp_path, cfg), tmp_path / "runs"
+    results = {r["name"]: r for r in run_sweep(path, out, jobs=2, progress=False)}
+    assert results["csnn-digits-gs-s0"]["status"] == "complete"
+    assert results["csnn-digits-gsgi-k2-s0"]["status"] == "complete"
+    failed = [r for r in results.values() if r["status"] != "complete"]
+    assert len(failed) == 1 and "cifar-10-batches-py" in failed[0]["error"]
+    assert (out / "csnn-digits-gs-s0" / "train.ipynb").exists()
+    with open(out / "sweep.csv") as f:
+        assert {r["status"] for r in csv.DictReader(f)} == {"complete", "failed"}
+    again = run_sweep(path, out, jobs=1, progress=False)
+    skipped = [r for r in again if r["error"].startswith("skipped")]
+    assert len(skipped) == 2
+
+
+def test_ray_sweep_on_a_local_instance(tmp_path):
+    import ray
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        path, out = write(tmp_path, SMOKE), tmp_path / "runs"
+        results = run_sweep(path, out, executor="ray", retries=1, progress=False)
+        assert sorted(r["status"] for r in results) == ["complete", "complete"]
+        assert read_json(out / "csnn-digits-gsgi-k2-s0" / "summary.json")["epochs_completed"] == 1
+        again = run_sweep(path, out, executor="ray", progress=False)
+        assert all(r["error"].startswith("skipped") for r in again)
+    finally:
+        ray.shutdown()
