@@ -119,10 +119,13 @@ def post_neurons(model: nn.Module, x: torch.Tensor, synapses: list[nn.Module]) -
         for m in model.modules()
         if id(m) in watched or isinstance(m, sj_neuron.BaseNode)
     ]
+    was_training = model.training
+    model.eval()  # a train-mode pass would move BatchNorm statistics
     try:
         with torch.no_grad():
             model(x)
     finally:
+        model.train(was_training)
         for h in hooks:
             h.remove()
     found = {}

@@ -133,3 +133,11 @@ def test_stdp_step_applies_normalised_update():
 def test_bad_weight_dependence():
     with pytest.raises(ValueError, match="soft or clamp"):
         soft_bound("hard")
+
+
+def test_post_neurons_leaves_batchnorm_statistics_alone():
+    model = create_model("csnn", in_channels=1, num_classes=10, width=0.5, hidden=16)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    post_neurons(model, torch.rand(2, 4, 1, 8, 8), [model.fc_hidden])
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert model.training
