@@ -20,6 +20,8 @@ import subprocess
 import sys
 
 import torch
+
+from eicil.train import Config
 from spikingjelly.activation_based import layer, learning
 from torch import nn
 
@@ -176,8 +178,8 @@ def parse(argv=None):
     p.add_argument("--sections", nargs="+", default=["a", "b", "c"], choices=["a", "b", "c"],
                    help="which parts to run (default: a b c)")
     p.add_argument("--timesteps", type=int, default=4, help="T (default: 4)")
-    p.add_argument("--weight-dep", default="soft", choices=["soft", "clamp"],
-                   help="weight dependence used in (b) and (c) (default: soft, eicil's Config default); "
+    p.add_argument("--weight-dep", default=Config().weight_dep, choices=["soft", "clamp"],
+                   help=f"weight dependence used in (b) and (c) (default: {Config().weight_dep}, eicil's Config default); "
                         "(a) always runs both")
     g = p.add_argument_group("(a) delta_w vs spikingjelly")
     g.add_argument("--channels", type=int, default=64, help="conv in = out channels (default: 64)")

@@ -3,9 +3,11 @@
 spikingjelly's multi-step learner sums, over time steps t, batch and positions,
     dw = -f_pre(w) * tr_post[t] x s_pre[t]  +  f_post(w) * tr_pre[t] x s_post[t]
 with traces tr <- tr - tr/tau + s. Because w is fixed over the sequence, the time sums move
-inside: each term is the weight gradient of the synapse with (input=pre, grad_output=post)
-over the T*B flattened batch, i.e. one `convolution_backward` (or one matmul for Linear)
-instead of a [B, C_out, C_in, H, W] product per kernel tap and time step.
+inside, and the depression sum can be re-ordered around the post spikes:
+    sum_t s_pre[t] x tr_post[t] = sum_t y[t] x s_post[t],  y = reverse-time trace of s_pre (tau_post).
+Both terms then pair something with s_post, i.e. they are the weight gradient of the synapse with
+grad_output = s_post over the T*B flattened batch: one `convolution_backward` (one matmul for
+Linear) instead of a [B, C_out, C_in, H, W] product per kernel tap and time step.
 """
 from __future__ import annotations
 
@@ -19,33 +21,30 @@ from torch import nn
 WeightFn = Callable[[torch.Tensor], torch.Tensor] | None
 
 
-def trace(s: torch.Tensor, tau: float) -> torch.Tensor:
-    """Trace of a [T, ...] sequence: tr[t] = tr[t-1] - tr[t-1]/tau + s[t], tr[-1] = 0."""
+def trace(s: torch.Tensor, tau: float, reverse: bool = False) -> torch.Tensor:
+    """Trace of a [T, ...] sequence: tr[t] = tr[t-1] - tr[t-1]/tau + s[t], tr[-1] = 0.
+
+    reverse=True runs from the last step back: y[t] = y[t+1] - y[t+1]/tau + s[t]."""
     out = torch.empty_like(s)
     tr = torch.zeros_like(s[0])
-    for t in range(s.shape[0]):
+    for t in (reversed(range(s.shape[0])) if reverse else range(s.shape[0])):
         tr = tr - tr / tau + s[t]
         out[t] = tr
     return out
 
 
-def _pad(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    pad = conv._reversed_padding_repeated_twice
-    if not any(pad):
-        return x
-    mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
-    return F.pad(x.flatten(0, 1), pad, mode=mode).unflatten(0, x.shape[:2])  # reflect needs 4-D
-
-
-def _pair_sum(synapse: nn.Module, pre: torch.Tensor, post: torch.Tensor) -> torch.Tensor:
-    """sum over samples and positions of post x pre, shaped like the weight. pre/post: [N, ...]."""
-    w = synapse.weight
+def _weight_grad(synapse: nn.Module, x: torch.Tensor, post: torch.Tensor) -> torch.Tensor:
+    """sum over T, batch and positions of post x x; x may stack several inputs on its channels."""
+    out_f = synapse.weight.shape[0]
     if isinstance(synapse, nn.Linear):
-        return post.reshape(-1, w.shape[0]).t() @ pre.reshape(-1, w.shape[1])
-    return torch.ops.aten.convolution_backward(
-        post, pre, w, None, synapse.stride, [0, 0], [1, 1], False, [0, 0], 1,
-        [False, True, False],
-    )[1]
+        return post.reshape(-1, out_f).t() @ x.reshape(-1, x.shape[-1])
+    x, post = x.flatten(0, 1), post.flatten(0, 1)
+    zeros = synapse.padding_mode == "zeros"
+    if not zeros:  # reflect/replicate/circular: pad explicitly, as spikingjelly does
+        x = F.pad(x, synapse._reversed_padding_repeated_twice, mode=synapse.padding_mode)
+    size = (out_f, x.shape[1], *synapse.kernel_size)
+    return torch.nn.grad.conv2d_weight(x, size, post, stride=synapse.stride,
+                                       padding=synapse.padding if zeros else 0)
 
 
 def delta_w(synapse: nn.Module, pre: torch.Tensor, post: torch.Tensor, *, tau_pre: float,
@@ -57,22 +56,17 @@ def delta_w(synapse: nn.Module, pre: torch.Tensor, post: torch.Tensor, *, tau_pr
     """
     if not isinstance(synapse, (nn.Linear, nn.Conv2d)):
         raise TypeError(f"STDP supports Linear and Conv2d, not {type(synapse).__name__}")
-    if isinstance(synapse, nn.Conv2d):
-        if synapse.groups != 1 or any(d != 1 for d in synapse.dilation):
-            raise NotImplementedError("STDP needs groups=1 and dilation=1")
-        pre = _pad(synapse, pre)
+    if isinstance(synapse, nn.Conv2d) and (synapse.groups != 1 or any(d != 1 for d in synapse.dilation)):
+        raise NotImplementedError("STDP needs groups=1 and dilation=1")
     w = synapse.weight.detach()
     f_pre, f_post = f_pre or _identity, f_post or _identity
-    flat = (lambda x: x.flatten(0, 1)) if isinstance(synapse, nn.Conv2d) else (lambda x: x)
     with torch.no_grad():
         pre, post = pre.to(w.dtype), post.to(w.dtype)
-        tr_pre, tr_post = trace(pre, tau_pre), trace(post, tau_post)
-        if f_pre is f_post:  # one call: stacking along the batch gives ltp - ltd
-            both = _pair_sum(synapse, flat(torch.cat([tr_pre, pre], 1)),
-                             flat(torch.cat([post, -tr_post], 1)))
-            return f_pre(w) * both
-        ltp = _pair_sum(synapse, flat(tr_pre), flat(post))
-        ltd = _pair_sum(synapse, flat(pre), flat(tr_post))
+        tr_pre, y = trace(pre, tau_pre), trace(pre, tau_post, reverse=True)
+        if f_pre is f_post:  # one call: potentiation minus depression share the modulation
+            return f_pre(w) * _weight_grad(synapse, tr_pre - y, post)
+        c = 1 if isinstance(synapse, nn.Linear) else 2  # channel axis of [T, B, ...]
+        ltp, ltd = _weight_grad(synapse, torch.cat([tr_pre, y], -1 if c == 1 else c), post).chunk(2, 1)
         return f_post(w) * ltp - f_pre(w) * ltd
 
 

@@ -29,6 +29,7 @@ CONVS = [  # cin, cout, kernel, stride, padding, size, padding_mode
     (4, 6, 3, 2, 1, 9, "zeros"),
     (2, 3, 1, 2, 0, 7, "zeros"),
     (3, 4, 5, 1, 2, 6, "reflect"),
+    (2, 3, 3, 1, 1, 6, "circular"),
     (2, 2, 3, 3, 0, 10, "zeros"),
     (3, 4, (3, 1), (2, 1), (1, 0), 7, "zeros"),
 ]
@@ -65,6 +66,7 @@ def test_linear_matches_spikingjelly(weight_dep):
 def test_trace_recurrence_and_terms():
     s = torch.tensor([1.0, 0.0, 1.0, 0.0])
     torch.testing.assert_close(trace(s, 2.0), torch.tensor([1.0, 0.5, 1.25, 0.625]))
+    torch.testing.assert_close(trace(s, 2.0, reverse=True), torch.tensor([1.25, 0.5, 1.0, 0.0]))
     conv = nn.Conv2d(2, 3, 3, stride=2, padding=1)
     assert n_terms(conv, torch.zeros(4, 5, 3, 6, 6)) == 4 * 5 * 36
 
