@@ -22,7 +22,7 @@ run: $(STAMP)
 	$(VENV)/bin/eicil report $(OUT) --figures figures
 
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_stdp.py

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+from pathlib import Path
 
 
 def _assigned(source: str) -> set[str]:
@@ -12,49 +13,47 @@ def _assigned(source: str) -> set[str]:
     return names
 
 
+def _history() -> list[str]:
+    """Non-empty cell sources this kernel ran, oldest first; empty outside IPython."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return []
+    ip = get_ipython()
+    return [c for c in ip.history_manager.input_hist_raw if c.strip()] if ip is not None else []
+
+
+def _injected_index(history: list[str]) -> int | None:
+    """Index of papermill's injected cell (it starts with '# Parameters'), if any."""
+    found = [i for i, c in enumerate(history) if c.lstrip().startswith("# Parameters")]
+    return found[-1] if found else None
+
+
 def check_parameters() -> None:
     """Fail when papermill injected a parameter the notebook's parameters cell does not declare.
 
     papermill only warns about unknown parameters; a misspelled name would silently run the
-    defaults. The injected cell starts with '# Parameters' and follows the parameters cell in
-    the kernel's input history. Run interactively (nothing injected), this checks nothing.
+    defaults. The injected cell follows the parameters cell in the kernel's input history. Run
+    interactively (nothing injected), this checks nothing.
     """
-    from IPython import get_ipython
-
-    ip = get_ipython()
-    if ip is None:
+    history = _history()
+    i = _injected_index(history)
+    if not i:
         return
-    history = [c for c in ip.history_manager.input_hist_raw if c.strip()]
-    injected = [i for i, c in enumerate(history) if c.lstrip().startswith("# Parameters")]
-    if not injected or injected[-1] == 0:
-        return
-    i = injected[-1]
     unknown = sorted(_assigned(history[i]) - _assigned(history[i - 1]))
     if unknown:
         declared = ", ".join(sorted(_assigned(history[i - 1])))
         raise ValueError(f"unknown notebook parameter(s): {', '.join(unknown)}; this notebook takes: {declared}")
 
 
-# ---------------------------------------------------------------------------------------------
-# Helpers added for the notebooks in notebooks/ (check_parameters above is unchanged).
+def injected_parameters() -> set[str]:
+    """Names papermill injected into this kernel; empty when run interactively."""
+    history = _history()
+    i = _injected_index(history)
+    return _assigned(history[i]) if i is not None else set()
 
-from pathlib import Path  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout (editable install)
-
-
-def injected_parameters() -> set[str]:
-    """Names papermill injected into this kernel (its '# Parameters' cell); empty when run interactively."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return set()
-    ip = get_ipython()
-    if ip is None:
-        return set()
-    history = [c for c in ip.history_manager.input_hist_raw if c.strip()]
-    injected = [c for c in history if c.lstrip().startswith("# Parameters")]
-    return _assigned(injected[-1]) if injected else set()
 
 
 def from_repo_root():

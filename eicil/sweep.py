@@ -164,6 +164,8 @@ def _run_local(todo: list[Job], jobs: int, progress: bool) -> list[dict]:
     import queue
 
     gpus = gpu_count()
+    # CPU jobs share the cores: oversubscribed OpenMP threads only spin against each other
+    threads = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))}
     slots: queue.Queue = queue.Queue()
     for i in range(jobs):
         slots.put(i)
@@ -171,7 +173,7 @@ def _run_local(todo: list[Job], jobs: int, progress: bool) -> list[dict]:
     def work(job: Job) -> dict:
         slot = slots.get()  # a slot is a GPU while it runs, so two jobs never share one by accident
         try:
-            return run_job(job, env={"CUDA_VISIBLE_DEVICES": str(slot % gpus)} if gpus else None)
+            return run_job(job, env={**threads, **({"CUDA_VISIBLE_DEVICES": str(slot % gpus)} if gpus else {})})
         finally:
             slots.put(slot)
 
