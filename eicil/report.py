@@ -156,16 +156,38 @@ def _fmt(x: float, spec: str) -> str:
 
 def _display(table: pd.DataFrame) -> pd.DataFrame:
     """The table as strings: 'mean ± std (n)', the interval, p-values and the paper's number."""
+    base = "gsni" if "delta_vs_gsni" in table else "gs"  # the control table compares with gsni
     keys = [c for c in ("model", "dataset", "k", "method") if c in table]
     out = pd.DataFrame({c: [_fmt(v, "") for v in table[c]] for c in keys})
     out["mean ± std (n)"] = [f"{r.mean:.2f} ± {_fmt(r.std, '.2f') or '–'} ({r.n})" for r in table.itertuples()]
     out["95% CI"] = [f"[{r.ci_low:.2f}, {r.ci_high:.2f}]" if r.n > 1 else "" for r in table.itertuples()]
-    out["delta vs gs"] = [_fmt(v, "+.2f") for v in table["delta_vs_gs"]]
-    out["p (Welch)"] = [_fmt(v, ".3g") for v in table["p_vs_gs"]]
+    out[f"delta vs {base}"] = [_fmt(v, "+.2f") for v in table[f"delta_vs_{base}"]]
+    out["p (Welch)"] = [_fmt(v, ".3g") for v in table[f"p_vs_{base}"]]
     out["p (Holm)"] = [_fmt(v, ".3g") for v in table["p_holm"]]
     out["paper"] = [_fmt(v, ".2f") for v in table["paper"]]
     out["note"] = list(table["note"])
     return out
+
+
+def control(runs: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
+    """gsi and gsgi against gsni of the same model, dataset and K: the same cycle with STDP epochs
+    against null epochs that update nothing. The difference is what STDP itself contributes."""
+    keys = ["model", "dataset", "k", "method"]
+    _check_one_configuration(runs)
+    rows = []
+    for (model, dataset, k), group in runs[runs["method"].isin(CYCLE_METHODS)].groupby(keys[:3]):
+        base = group.loc[group["method"] == "gsni", metric].to_numpy(float) * 100
+        for method in ("gsi", "gsgi"):
+            acc = group.loc[group["method"] == method, metric].to_numpy(float) * 100
+            if len(base) and len(acc):
+                stats = summarize(acc)
+                rows.append({"model": model, "dataset": dataset, "k": k, "method": method, **stats,
+                             "delta_vs_gsni": stats["mean"] - base.mean(), "p_vs_gsni": welch_p(acc, base),
+                             "paper": math.nan,
+                             "note": SINGLE_SEED_NOTE if min(len(acc), len(base)) == 1 else ""})
+    table = pd.DataFrame(rows, columns=keys + STAT_COLUMNS[:5] + ["delta_vs_gsni", "p_vs_gsni", "paper", "note"])
+    table["p_holm"] = holm(table["p_vs_gsni"]) if len(table) else []
+    return _sorted(table, keys)
 
 
 def write_tables(df: pd.DataFrame, out_dir: Path | str, name: str) -> list[Path]:
@@ -224,7 +246,8 @@ def figure2(curves: pd.DataFrame, out_dir: Path | str, k: int = 5) -> Figure:
 
 
 def build_report(runs_root: Path | str, out_dir: Path | str = "figures", k: int = 5) -> dict:
-    """Write runs.csv, Tables 1-2 (headline test_acc and the paper's best-test protocol) and Figure 2.
+    """Write runs.csv, Tables 1-2 and the gsni control table (headline test_acc and the paper's
+    best-test protocol) and Figure 2.
 
     Returns {"files": [paths written], "summary": text naming what was used and what was skipped}.
     """
@@ -240,6 +263,9 @@ def build_report(runs_root: Path | str, out_dir: Path | str = "figures", k: int 
         second = table2(runs, metric=metric)
         if len(second):
             files += write_tables(second, out_dir, f"table2{suffix}")
+        checked = control(runs, metric=metric)
+        if len(checked):
+            files += write_tables(checked, out_dir, f"control{suffix}")
     figure2(_curves(runs), out_dir, k=k)
     files += [out_dir / f"figure2.{ext}" for ext in ("png", "svg", "csv")]
     skipped = every_run[every_run["status"] != "complete"]

@@ -170,3 +170,19 @@ def test_build_report_without_complete_runs(tmp_path):
     write_run(tmp_path, "gs", 5, 0, 0.5, "running")
     with pytest.raises(ValueError, match=str(tmp_path)):
         build_report(tmp_path, tmp_path / "out")
+
+
+def test_control_compares_cycles_with_gsni_of_the_same_k(tmp_path):
+    SCHEDULES[("gsni", 5)] = ["gs", "gs", "gs", "gs", "null"]
+    accs = {"gsni": (0.890, 0.892, 0.894), "gsgi": (0.910, 0.912, 0.914), "gsi": (0.891, 0.893, 0.889)}
+    for method, values in accs.items():
+        for seed, acc in enumerate(values):
+            write_run(tmp_path, method, 5, seed, acc, "complete")
+    from eicil.report import control
+    table = control(load_runs(tmp_path)).set_index("method")
+    assert list(table.index) == ["gsi", "gsgi"]
+    assert table.loc["gsgi", "delta_vs_gsni"] == pytest.approx(2.0)
+    assert table.loc["gsgi", "p_vs_gsni"] < 0.01 < table.loc["gsi", "p_vs_gsni"]
+    assert list(table["p_holm"]) == pytest.approx(holm(list(table["p_vs_gsni"])))
+    md = write_tables(table.reset_index(), tmp_path / "out", "control")[1].read_text()
+    assert "delta vs gsni" in md
