@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             from .report import build_report, load_runs, summary_by
             if args.by:
                 table = summary_by(load_runs(args.runs), args.by.split(","))
-                print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+                print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
                 Path(args.figures).mkdir(parents=True, exist_ok=True)
                 table.to_csv(Path(args.figures) / "summary_by.csv", index=False)
                 return 0

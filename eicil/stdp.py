@@ -25,12 +25,20 @@ def trace(s: torch.Tensor, tau: float, reverse: bool = False) -> torch.Tensor:
     """Trace of a [T, ...] sequence: tr[t] = tr[t-1] - tr[t-1]/tau + s[t], tr[-1] = 0.
 
     reverse=True runs from the last step back: y[t] = y[t+1] - y[t+1]/tau + s[t]."""
-    out = torch.empty_like(s)
-    tr = torch.zeros_like(s[0])
-    for t in (reversed(range(s.shape[0])) if reverse else range(s.shape[0])):
-        tr = tr - tr / tau + s[t]
-        out[t] = tr
-    return out
+    return _mix(trace_matrix(s.shape[0], tau, reverse, s), s)
+
+
+def trace_matrix(steps: int, tau: float, reverse: bool, like: torch.Tensor) -> torch.Tensor:
+    """The [T, T] matrix M with trace = M @ s: M[t, r] = (1 - 1/tau)^|t - r| on the causal side."""
+    t = torch.arange(steps, device=like.device)
+    lag = (t[None, :] - t[:, None]) if reverse else (t[:, None] - t[None, :])
+    decay = torch.tensor(1.0 - 1.0 / tau, dtype=like.dtype, device=like.device)
+    return torch.where(lag >= 0, decay ** lag.clamp(min=0), torch.zeros((), dtype=like.dtype, device=like.device))
+
+
+def _mix(m: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """m @ s over the time axis: one pass over the spikes instead of T elementwise steps."""
+    return (m @ s.reshape(s.shape[0], -1)).reshape(m.shape[0], *s.shape[1:])
 
 
 def _weight_grad(synapse: nn.Module, x: torch.Tensor, post: torch.Tensor) -> torch.Tensor:
@@ -62,11 +70,14 @@ def delta_w(synapse: nn.Module, pre: torch.Tensor, post: torch.Tensor, *, tau_pr
     f_pre, f_post = f_pre or _identity, f_post or _identity
     with torch.no_grad():
         pre, post = pre.to(w.dtype), post.to(w.dtype)
-        tr_pre, y = trace(pre, tau_pre), trace(pre, tau_post, reverse=True)
+        steps = pre.shape[0]
+        m_pre = trace_matrix(steps, tau_pre, False, pre)
+        m_y = trace_matrix(steps, tau_post, True, pre)
         if f_pre is f_post:  # one call: potentiation minus depression share the modulation
-            return f_pre(w) * _weight_grad(synapse, tr_pre - y, post)
-        c = 1 if isinstance(synapse, nn.Linear) else 2  # channel axis of [T, B, ...]
-        ltp, ltd = _weight_grad(synapse, torch.cat([tr_pre, y], -1 if c == 1 else c), post).chunk(2, 1)
+            return f_pre(w) * _weight_grad(synapse, _mix(m_pre - m_y, pre), post)
+        c = -1 if isinstance(synapse, nn.Linear) else 2  # channel axis of [T, B, ...]
+        both = torch.cat([_mix(m_pre, pre), _mix(m_y, pre)], c)
+        ltp, ltd = _weight_grad(synapse, both, post).chunk(2, 1)
         return f_post(w) * ltp - f_pre(w) * ltd
 
 
