@@ -20,6 +20,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/eicil sweep configs/cpu.yaml --out $(OUT) --jobs $(JOBS)
 	$(VENV)/bin/eicil report $(OUT) --figures figures
+	@echo "Tables and Figure 2: figures/ (table1.md, control.md, table2.md, figure2.png); run records: $(OUT)/"
 
 test: $(STAMP)
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider

@@ -29,7 +29,8 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     for f in fields(Config):
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
-        text = f"{docs.get(f.name, '')} (default: {default!r}; profiles may change it)"
+        by_profile = ", ".join(f"{name}: {vals[f.name]!r}" for name, vals in PROFILES.items() if f.name in vals)
+        text = f"{docs.get(f.name, '')} (default: {default!r}{'; ' + by_profile if by_profile else ''})"
         if f.type in ("bool", bool):
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
@@ -45,10 +46,10 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="eicil", allow_abbrev=False, description="EICIL: excitatory/inhibitory cycle learning for SNNs")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    t = sub.add_parser("train", help="train one run and write its run directory", allow_abbrev=False,
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t = sub.add_parser("train", help="train one run and write its run directory", allow_abbrev=False)
     t.add_argument("--profile", default="cpu", choices=list(PROFILES),
-                   help="defaults of a fast check (smoke), an offline CPU study (cpu) or the paper's setup (paper)")
+                   help="defaults of a fast check (smoke), an offline CPU study (cpu) or the paper's setup "
+                        "(paper); options given explicitly win (default: cpu)")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and schedule, train nothing")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_args(t)
