@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--executor", default="local", choices=["local", "ray"], help="local processes or a Ray cluster")
     s.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
     s.add_argument("--retries", type=int, default=1, help="Ray: times a failed task is retried")
+    s.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray: CPUs each run asks for")
     s.add_argument("--gpus-per-run", type=float, default=None,
                    help="Ray: GPUs each run asks for; fractions share a GPU (default: 1 if the cluster has GPUs, else 0)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -137,7 +137,7 @@ def gpu_count() -> int:
 
 def run_sweep(config: str | Path, out: str | Path, jobs: int = 1, executor: str = "local",
               address: str | None = None, retries: int = 1, progress: bool = True,
-              gpus_per_run: float | None = None) -> list[dict]:
+              cpus_per_run: float = 1.0, gpus_per_run: float | None = None) -> list[dict]:
     """Run every missing job of a sweep; returns one result dict per job (skipped ones included)."""
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
@@ -148,7 +148,7 @@ def run_sweep(config: str | Path, out: str | Path, jobs: int = 1, executor: str 
     if executor == "ray":
         from .ray_executor import run_ray
         results = run_ray(todo, address=address, retries=retries, progress=progress,
-                          gpus_per_run=gpus_per_run)
+                          cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
     elif executor == "local":
         results = _run_local(todo, jobs, progress)
     else:
@@ -194,7 +194,7 @@ def _write_status(out: Path, results: list[dict]) -> None:
 def main(args) -> int:
     results = run_sweep(args.config, args.out, jobs=args.jobs, executor=args.executor,
                         address=args.address, retries=args.retries, progress=not args.quiet,
-                        gpus_per_run=args.gpus_per_run)
+                        cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run)
     bad = [r for r in results if r["status"] != "complete"]
     ran = sum(1 for r in results if not r["error"].startswith("skipped"))
     print(f"sweep: {len(results)} runs ({ran} run now, {len(results) - ran} already complete), "
