@@ -181,7 +181,8 @@ def train_epoch(model, loader, opt, cfg: Config, mech: str, recorder: SpikeRecor
 
 def _check_same_run(run_dir: Path, cfg: Config) -> None:
     old = records.read_json(run_dir / "config.json")["config"]
-    ignore = {"resume", "device", "num_workers", "out", "data_root", "download", "epochs"}
+    # epochs count: the cosine schedule and the K cycle depend on the total, so a longer run is another run
+    ignore = {"resume", "device", "num_workers", "out", "data_root", "download"}
     diff = [k for k, v in asdict(cfg).items() if k not in ignore and old.get(k) != v]
     if diff:
         raise ConfigError(f"{run_dir} holds a run with other settings ({', '.join(diff)}); "
@@ -211,7 +212,7 @@ def train(cfg: Config, progress: bool = True, on_epoch: Callable[[dict], None] |
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
     plan = cycle.schedule(cfg.method, cfg.k, cfg.epochs)
-    inhibitory = next((m for m in plan if m != "gs"), cfg.method if cfg.method in cycle.SINGLE else "gs")
+    inhibitory = cycle.CYCLES.get(cfg.method, cfg.method)  # the mechanism whose E:I split is recorded
 
     state = {"epoch": 0, "best_val": -1.0, "best_epoch": 0, "test_at_best": 0.0, "best_test": 0.0,
              "wall": 0.0, "best_model": None, "rows": []}
@@ -226,7 +227,7 @@ def train(cfg: Config, progress: bool = True, on_epoch: Callable[[dict], None] |
         "schedule": plan, "ei_split": ei_split(model, inhibitory), "device": str(device),
     })
 
-    # post neurons come from one traced forward pass; the recorder is built once and reused
+    # post neurons come from one traced forward pass; each epoch's recorder watches its targets
     x0 = next(iter(data.train))[0][:2].to(device)
     pairs = post_neurons(model, encode(x0, cfg.timesteps), stdp_layers(model, "stdp-conv") + [model.fc_hidden])
     functional.reset_net(model)

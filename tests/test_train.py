@@ -114,5 +114,7 @@ def test_complete_run_is_not_repeated_and_other_settings_are_refused(tmp_path):
     first = train(smoke(tmp_path, name="r"), progress=False)
     again = train(smoke(tmp_path, name="r"), progress=False)
     assert again["wall_seconds"] == first["wall_seconds"]
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(ValueError, match=r"other settings \(lr\)"):
         train(smoke(tmp_path, name="r", lr=0.5), progress=False)
+    with pytest.raises(ValueError, match=r"other settings \(epochs\)"):
+        train(smoke(tmp_path, name="r", epochs=3), progress=False)
