@@ -1,4 +1,4 @@
-"""`eicil train ...`, `eicil info ...`: bad input ends in one line on stderr and a non-zero exit."""
+"""`eicil train | sweep | report | info`: bad input ends in one line on stderr and a non-zero exit."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,8 @@ from pathlib import Path
 from . import cycle
 from .data import DataError
 from .models import MODELS
-from .train import PROFILES, Config, ConfigError, Diverged, config_from, train
+from .train import PROFILES, Config, ConfigError, Diverged, config_from, train, validate
+
 
 def _field_help() -> dict[str, str]:
     """Help text from the comments in Config's source, so CLI and docs cannot drift apart."""
@@ -73,11 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--by", default=None,
                    help="instead of the paper's tables, print test accuracy grouped by these comma-separated "
                         "config fields (e.g. method,weight_dep,stdp_lr) and write FIGURES/summary_by.csv")
-    i = sub.add_parser("info", help="a model's excitatory/inhibitory split per mechanism")
+    i = sub.add_parser("info", help="a model's excitatory/inhibitory split per mechanism",
+                       allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     i.add_argument("model", help=f"one of {', '.join(MODELS)}")
-    i.add_argument("--in-channels", type=int, default=3)
-    i.add_argument("--num-classes", type=int, default=10)
-    i.add_argument("--width", type=float, default=1.0)
+    i.add_argument("--in-channels", type=int, default=3, help="input channels")
+    i.add_argument("--num-classes", type=int, default=10, help="output classes")
+    i.add_argument("--width", type=float, default=1.0, help="channel multiplier")
     return parser
 
 
@@ -85,7 +87,6 @@ def _train(args) -> int:
     overrides = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None}
     cfg = config_from(args.profile, **overrides)
     if args.dry_run:
-        from .train import validate
         validate(cfg)
         print(json.dumps({"config": cfg.__dict__, "schedule": cycle.schedule(cfg.method, cfg.k, cfg.epochs)}, indent=2))
         return 0
@@ -109,6 +110,23 @@ def _info(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    from .report import build_report, load_runs, summary_by
+    if not args.by:
+        result = build_report(args.runs, args.figures, k=args.k)
+        print(result["summary"])
+        print("wrote " + ", ".join(str(p) for p in result["files"]))
+        return 0
+    runs = load_runs(args.runs)
+    if runs.empty:
+        raise ValueError(f"no complete runs under {args.runs}")
+    table = summary_by(runs, args.by.split(","))
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    Path(args.figures).mkdir(parents=True, exist_ok=True)
+    table.to_csv(Path(args.figures) / "summary_by.csv", index=False)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -120,17 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             from .sweep import main as sweep_main
             return sweep_main(args)
         if args.command == "report":
-            from .report import build_report, load_runs, summary_by
-            if args.by:
-                table = summary_by(load_runs(args.runs), args.by.split(","))
-                print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-                Path(args.figures).mkdir(parents=True, exist_ok=True)
-                table.to_csv(Path(args.figures) / "summary_by.csv", index=False)
-                return 0
-            result = build_report(args.runs, args.figures, k=args.k)
-            print(result["summary"])
-            print("wrote " + ", ".join(str(p) for p in result["files"]))
-            return 0
+            return _report(args)
     except (ConfigError, DataError, ValueError) as e:
         print(f"eicil: error: {e}", file=sys.stderr)
         return 2

@@ -60,3 +60,7 @@ def test_train_smoke_and_info(tmp_path, capsys):
     assert "test_acc" in capsys.readouterr().out
     assert main(["info", "ei_net", "--width", "0.25"]) == 0
     assert "stdp-conv" in capsys.readouterr().out
+    assert main(["report", str(tmp_path), "--by", "method,weight_dep", "--figures", str(tmp_path / "fig")]) == 0
+    assert "stdp-bw" in capsys.readouterr().out and (tmp_path / "fig" / "summary_by.csv").exists()
+    assert main(["report", str(tmp_path), "--by", "methd"]) == 2
+    assert "unknown column(s) methd" in capsys.readouterr().err
