@@ -96,7 +96,7 @@ def is_complete(job: Job) -> bool:
     return path.exists() and records.read_json(path).get("status") == "complete"
 
 
-def run_job(job: Job, env: dict | None = None, timeout: float | None = None) -> dict:
+def run_job(job: Job, env: dict | None = None) -> dict:
     """Execute the training notebook for one job in a fresh process; never raises."""
     job.run_dir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "papermill", str(NOTEBOOK), str(job.run_dir / "train.ipynb"),
@@ -104,12 +104,8 @@ def run_job(job: Job, env: dict | None = None, timeout: float | None = None) -> 
     for key, value in job.params.items():
         cmd += ["-p" if not isinstance(value, str) else "-r", key, str(value)]
     t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})},
-                              timeout=timeout)
-        code, tail = proc.returncode, (proc.stderr + proc.stdout).strip().splitlines()
-    except subprocess.TimeoutExpired:
-        code, tail = -1, [f"timed out after {timeout} s"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    code, tail = proc.returncode, (proc.stderr + proc.stdout).strip().splitlines()
     summary = records.read_json(job.run_dir / "summary.json") if (job.run_dir / "summary.json").exists() else {}
     status = summary.get("status", "failed")
     if code != 0 and status in ("complete", "running"):
