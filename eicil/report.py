@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import matplotlib
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -240,7 +241,8 @@ def figure2(curves: pd.DataFrame, out_dir: Path | str, k: int = 5) -> Figure:
     fig.tight_layout()
     out_dir.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_dir / "figure2.png", dpi=150)
-    fig.savefig(out_dir / "figure2.svg")
+    with matplotlib.rc_context({"svg.hashsalt": "eicil"}):  # stable ids: a rerun gives the same file
+        fig.savefig(out_dir / "figure2.svg", metadata={"Date": None})
     records.atomic_write_bytes(out_dir / "figure2.csv", plotted.to_csv(index=False).encode())
     return fig
 
