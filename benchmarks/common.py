@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-from spikingjelly.activation_based import functional
 
 from eicil.data import build_data
-from eicil.models import create_model, stdp_layers
-from eicil.stdp import SpikeRecorder, post_neurons
-from eicil.train import Config, encode, train_epoch
+from eicil.models import create_model
+from eicil.train import Config, mechanism, stdp_pairs, train_epoch
 
 
 def pick_device(name: str) -> torch.device:
@@ -86,15 +84,10 @@ class Setup:
         return len(self.data.train.dataset)
 
     def epoch(self, mech: str) -> dict:
-        """One eicil.train.train_epoch of mechanism `mech`, recorder set up as train() does."""
-        targets = stdp_layers(self.model, mech)
-        recorder = SpikeRecorder({m: self.pairs[m] for m in targets}) if targets else None
-        try:
+        """One eicil.train.train_epoch of mechanism `mech`, set up by train()'s own `mechanism`."""
+        with mechanism(self.model, self.pairs, mech) as recorder:
             return train_epoch(self.model, self.data.train, self.opt, self.cfg, mech, recorder,
                                self.cfg.stdp_lr, self.device, False)
-        finally:
-            if recorder is not None:
-                recorder.close()
 
 
 def load_data(dataset: str, batch_size: int, batches: int, device: torch.device):
@@ -125,8 +118,7 @@ def make_setups(model_name: str, dataset: str, *, batch_size: int, batches: int,
     setups = []
     for _ in range(copies):
         model = copy.deepcopy(base)
-        pairs = post_neurons(model, encode(x0, timesteps), stdp_layers(model, "stdp-conv") + [model.fc_hidden])
-        functional.reset_net(model)
+        pairs = stdp_pairs(model, x0, timesteps)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         setups.append(Setup(cfg, data, model, opt, pairs, device))
     return setups

@@ -5,6 +5,7 @@ MECHANISMS = ("gs", "stdp-bw", "stdp-conv", "stdp-bw-gs", "null")
 SINGLE = ("gs", "stdp-bw", "stdp-conv", "stdp-bw-gs")
 CYCLES = {"gsi": "stdp-bw", "gsgi": "stdp-bw-gs", "gsni": "null"}  # inhibitory partner of gs
 METHODS = SINGLE + tuple(CYCLES)
+STDP_ONLY = ("stdp-bw", "stdp-conv")  # their STDP targets get no backprop update
 
 
 def check_k(k: int) -> int:
@@ -29,12 +30,3 @@ def schedule(method: str, k: int, epochs: int) -> list[str]:
     inh = CYCLES[method]
     cycle = ["gs"] * (k - 1) + [inh] if k > 0 else [inh] * (-k - 1) + ["gs"]
     return [cycle[e % len(cycle)] for e in range(epochs)]
-
-
-def backprop_frozen(mechanism: str) -> str:
-    """Which weights get no backprop update this epoch: 'none', 'stdp' (the STDP targets) or 'all'."""
-    if mechanism == "null":
-        return "all"
-    if mechanism in ("stdp-bw", "stdp-conv"):
-        return "stdp"
-    return "none"

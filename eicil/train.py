@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
@@ -149,6 +150,31 @@ class Diverged(RuntimeError):
     pass
 
 
+def stdp_pairs(model, x: torch.Tensor, timesteps: int) -> dict:
+    """Every synapse some mechanism trains with STDP -> its post neuron, from one traced pass."""
+    pairs = post_neurons(model, encode(x, timesteps), stdp_layers(model, "stdp-conv") + [model.fc_hidden])
+    functional.reset_net(model)
+    return pairs
+
+
+@contextmanager
+def mechanism(model, pairs: dict, mech: str):
+    """The recorder of a mechanism's STDP targets (None when it has none) for one epoch, with
+    STDP-only weights kept out of backprop (their gradient is never computed) until it ends."""
+    targets = stdp_layers(model, mech)
+    frozen = targets if mech in cycle.STDP_ONLY else []
+    for m in frozen:
+        m.weight.requires_grad_(False)
+    recorder = SpikeRecorder({m: pairs[m] for m in targets}) if targets else None
+    try:
+        yield recorder
+    finally:
+        if recorder is not None:
+            recorder.close()
+        for m in frozen:
+            m.weight.requires_grad_(True)
+
+
 def train_epoch(model, loader, opt, cfg: Config, mech: str, recorder: SpikeRecorder | None,
                 stdp_lr: float, device, progress: bool) -> dict:
     model.train()
@@ -227,10 +253,7 @@ def train(cfg: Config, progress: bool = True, on_epoch: Callable[[dict], None] |
         "schedule": plan, "ei_split": ei_split(model, inhibitory), "device": str(device),
     })
 
-    # post neurons come from one traced forward pass; each epoch's recorder watches its targets
-    x0 = next(iter(data.train))[0][:2].to(device)
-    pairs = post_neurons(model, encode(x0, cfg.timesteps), stdp_layers(model, "stdp-conv") + [model.fc_hidden])
-    functional.reset_net(model)
+    pairs = stdp_pairs(model, next(iter(data.train))[0][:2].to(device), cfg.timesteps)
     net = torch.compile(model) if cfg.compile else model  # same parameters; `model` keeps clean state-dict keys
 
     def summary(status: str, message: str = "") -> dict:
@@ -247,16 +270,12 @@ def train(cfg: Config, progress: bool = True, on_epoch: Callable[[dict], None] |
         t0 = time.perf_counter()
         if cfg.handoff == "best" and epoch > 0 and mech != plan[epoch - 1] and state["best_model"]:
             model.load_state_dict(state["best_model"])
-        targets = stdp_layers(model, mech)
-        frozen = {"none": [], "stdp": targets, "all": []}[cycle.backprop_frozen(mech)]
-        for m in frozen:  # STDP-only weights: skip their backprop gradient entirely
-            m.weight.requires_grad_(False)
-        recorder = SpikeRecorder({m: pairs[m] for m in targets}) if targets else None
         torch.manual_seed(cfg.seed * 100_003 + epoch)  # data order and augmentation per epoch
         lr_now = opt.param_groups[0]["lr"]
         try:
-            tr = train_epoch(net, data.train, opt, cfg, mech, recorder,
-                             cfg.stdp_lr * lr_now / cfg.lr, device, progress)
+            with mechanism(model, pairs, mech) as recorder:
+                tr = train_epoch(net, data.train, opt, cfg, mech, recorder,
+                                 cfg.stdp_lr * lr_now / cfg.lr, device, progress)
         except Diverged as e:
             records.write_json(run_dir / "summary.json", summary("diverged", str(e)))
             raise
@@ -265,11 +284,6 @@ def train(cfg: Config, progress: bool = True, on_epoch: Callable[[dict], None] |
                    f"T {cfg.timesteps}); lower --batch-size, --timesteps or --width")
             records.write_json(run_dir / "summary.json", summary("failed", msg))
             raise ConfigError(msg) from None
-        finally:
-            if recorder is not None:
-                recorder.close()
-            for m in frozen:
-                m.weight.requires_grad_(True)
         sched.step()
         val_loss, val_acc = evaluate(net, data.val, cfg, device)
         test_loss, test_acc = evaluate(net, data.test, cfg, device)

@@ -6,7 +6,7 @@ import yaml
 
 from eicil.cli import main
 from eicil.records import read_json
-from eicil.sweep import expand, load_config, run_sweep
+from eicil.sweep import expand, run_sweep
 
 
 def write(tmp_path, cfg, name="sweep.yaml"):

@@ -1,14 +1,10 @@
 """Each mechanism moves exactly the weights it should; runs are seeded and resumable."""
-import json
-
 import pytest
 import torch
-from spikingjelly.activation_based import functional
 
 from eicil.models import create_model, stdp_layers
 from eicil.records import read_json, read_metrics
-from eicil.stdp import SpikeRecorder, post_neurons
-from eicil.train import Config, config_from, train, train_epoch
+from eicil.train import Config, config_from, mechanism, stdp_pairs, train, train_epoch
 
 
 def one_epoch(mech, stdp_lr):
@@ -16,20 +12,16 @@ def one_epoch(mech, stdp_lr):
     model = create_model("csnn", in_channels=1, num_classes=10, width=0.5, hidden=16)
     x, y = torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,))
     loader = [(x[:8], y[:8]), (x[8:], y[8:])]
-    pairs = post_neurons(model, x[:2].unsqueeze(0).expand(2, 2, 1, 8, 8), stdp_layers(model, "stdp-conv") + [model.fc_hidden])
-    functional.reset_net(model)
-    targets = stdp_layers(model, mech)
-    if mech in ("stdp-bw", "stdp-conv"):
-        for m in targets:
-            m.weight.requires_grad_(False)
-    rec = SpikeRecorder({m: pairs[m] for m in targets}) if targets else None
+    pairs = stdp_pairs(model, x[:2], 2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     cfg = Config(timesteps=2)
-    train_epoch(model, loader, torch.optim.Adam(model.parameters(), lr=1e-2), cfg, mech, rec, stdp_lr, torch.device("cpu"), False)
+    with mechanism(model, pairs, mech) as rec:
+        train_epoch(model, loader, torch.optim.Adam(model.parameters(), lr=1e-2), cfg, mech, rec, stdp_lr,
+                    torch.device("cpu"), False)
     after = model.state_dict()
     moved = {k for k in before if not torch.equal(before[k], after[k]) and "running" not in k and "num_batches" not in k}
     names = {id(p): n for n, p in model.named_parameters()}
-    return moved, {names[id(m.weight)] for m in targets}, before, after, model
+    return moved, {names[id(m.weight)] for m in stdp_layers(model, mech)}, before, after, model
 
 
 def test_gs_moves_every_weight():
