@@ -16,6 +16,7 @@ from matplotlib.ticker import MaxNLocator
 from torch import nn
 
 from . import records
+from .cycle import schedule
 from .stdp import delta_w, n_terms, soft_bound, trace
 
 
@@ -94,8 +95,8 @@ def compare_runs(run_dirs: dict[str, str | Path]) -> Figure:
 # --- Table 2: accuracy against K ---------------------------------------------------------------
 
 def inhibitory_share(k: int) -> float:
-    """Share of epochs trained by the inhibitory mechanism under K (SPEC: Methods)."""
-    return 1 / k if k > 0 else (abs(k) - 1) / abs(k)
+    """Share of epochs trained by the inhibitory mechanism under K, read off one cycle of the schedule."""
+    return sum(m != "gs" for m in schedule("gsi", k, abs(k))) / abs(k)
 
 
 def k_curve(table: pd.DataFrame, k: int | None = None) -> Figure:
