@@ -25,8 +25,9 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
+# STDP speed, epoch-time and memory ratios; the printed report is kept in figures/bench_stdp_cpu.txt
 bench: $(STAMP)
-	$(PY) benchmarks/bench_stdp.py
+	$(PY) benchmarks/bench_stdp.py | tee figures/bench_stdp_cpu.txt
 
 clean:
 	rm -rf runs .pytest_cache

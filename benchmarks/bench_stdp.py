@@ -21,14 +21,14 @@ import sys
 
 import torch
 
-from eicil.train import Config
+from eicil.config import Config
 from spikingjelly.activation_based import layer, learning
 from torch import nn
 
 from common import make_setups, median, pick_device, set_threads, sync, table, timed
-from eicil.stdp import delta_w, soft_bound
+from eicil.stdp import delta_w, weight_dependence
 
-TAU_PRE, TAU_POST = 2.0, 100.0  # eicil.train.Config defaults
+TAU_PRE, TAU_POST = 2.0, 100.0  # eicil.config.Config defaults
 EPOCH_GOAL, MEM_GOAL = 1.3, 1.25
 
 
@@ -43,7 +43,7 @@ def bench_delta_w(args, device) -> list[dict]:
     post = (torch.rand(t, b, c, s, s, device=device) < args.spike_rate).float()
     out = []
     for dep in ("soft", "clamp"):
-        f_pre, f_post = soft_bound(dep)
+        f_pre, f_post = weight_dependence(dep)
         sn = nn.Identity()
         learner = learning.STDPLearner("m", conv, sn, TAU_PRE, TAU_POST, f_pre=f_pre, f_post=f_post)
         res = {}
@@ -83,7 +83,7 @@ def bench_epochs(args, device, model: str, dataset: str, batch_size: int, batche
     for _ in range(args.repeats):  # interleaved: gs stdp gs stdp ...
         t_gs.append(timed(lambda: gs.epoch("gs"), device))
         t_stdp.append(timed(lambda: stdp.epoch("stdp-bw-gs"), device))
-    return {"model": model, "dataset": dataset, "batch_size": batch_size, "batches": len(gs.data.train),
+    return {"model": model, "dataset": dataset, "batch_size": batch_size, "batches": len(gs.run.data.train),
             "width": width, "t_gs": median(t_gs), "t_stdp": median(t_stdp),
             "ratio": median([s / g for s, g in zip(t_stdp, t_gs)])}
 

@@ -27,11 +27,11 @@ from eicil.models import MODELS
 
 def plain_epoch(setup, timesteps: int, amp: bool) -> None:
     """The baseline: nothing but what any spikingjelly training loop does."""
-    model, opt, device = setup.model, setup.opt, setup.device
+    model, opt, device = setup.run.model, setup.run.opt, setup.run.device
     model.train()
-    for x, y in setup.data.train:
+    for x, y in setup.run.data.train:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with torch.autocast(device.type, torch.bfloat16, enabled=amp and device.type == "cuda"):
+        with torch.autocast(device.type, torch.bfloat16, enabled=amp):
             out = model(x.unsqueeze(0).repeat(timesteps, 1, 1, 1, 1)).float()
         loss = F.cross_entropy(out, y)
         opt.zero_grad(set_to_none=True)
@@ -56,7 +56,7 @@ def bench_model(name: str, args, device) -> dict:
             times[k].append(timed(fn, device))
     n = gs.n_images()
     med = {k: median(v) for k, v in times.items()}
-    return {"model": name, "images_per_epoch": n, "batches": len(gs.data.train),
+    return {"model": name, "images_per_epoch": n, "batches": len(gs.run.data.train),
             **{f"epoch_s_{k}": med[k] for k in loops},
             **{f"images_per_s_{k}": n / med[k] for k in loops},
             # per-round paired ratios of throughput, then the median: robust to drift

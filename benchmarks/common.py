@@ -6,7 +6,6 @@ the repeats interleaved (A B A B ...), so slow drift and noisy neighbours hit bo
 """
 from __future__ import annotations
 
-import copy
 import math
 import statistics
 import time
@@ -15,9 +14,9 @@ from typing import Callable
 
 import torch
 
+from eicil.config import config_from
 from eicil.data import build_data
-from eicil.models import create_model
-from eicil.train import Config, mechanism, stdp_pairs, train_epoch
+from eicil.train import Run, setup, train_epoch
 
 
 def pick_device(name: str) -> torch.device:
@@ -72,22 +71,18 @@ def median(xs: list[float]) -> float:
 
 @dataclass
 class Setup:
-    """One model trained the way eicil.train.train() does it (minus logging and schedules)."""
-    cfg: Config
-    data: object  # eicil.data.Data
-    model: torch.nn.Module
-    opt: torch.optim.Optimizer
-    pairs: dict  # synapse -> post neuron, as train() builds it
-    device: torch.device
+    """One model set up by eicil.train.setup(), trained epoch by epoch with eicil.train.train_epoch."""
+    run: Run
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.run.model
 
     def n_images(self) -> int:
-        return len(self.data.train.dataset)
+        return len(self.run.data.train.dataset)
 
     def epoch(self, mech: str) -> dict:
-        """One eicil.train.train_epoch of mechanism `mech`, set up by train()'s own `mechanism`."""
-        with mechanism(self.model, self.pairs, mech) as recorder:
-            return train_epoch(self.model, self.data.train, self.opt, self.cfg, mech, recorder,
-                               self.cfg.stdp_lr, self.device, False)
+        return train_epoch(self.run, mech)
 
 
 def load_data(dataset: str, batch_size: int, batches: int, device: torch.device):
@@ -106,22 +101,12 @@ def load_data(dataset: str, batch_size: int, batches: int, device: torch.device)
 def make_setups(model_name: str, dataset: str, *, batch_size: int, batches: int, width: float,
                 timesteps: int, device: torch.device, copies: int, amp: bool = False,
                 weight_dep: str = "soft", seed: int = 0) -> list[Setup]:
-    """`copies` independent (model, Adam) pairs with identical initial weights over one loader,
-    so each mode being compared trains its own model, as a real run would."""
-    torch.manual_seed(seed)
+    """`copies` independent runs (model, Adam, post neurons) with identical initial weights over one
+    loader, each built by eicil.train.setup(), so each mode being compared trains its own model."""
     data = load_data(dataset, batch_size, batches, device)
-    cfg = Config(model=model_name, dataset=dataset, batch_size=batch_size, width=width,
-                 timesteps=timesteps, amp=amp, weight_dep=weight_dep, seed=seed)
-    base = create_model(model_name, in_channels=data.in_channels, num_classes=data.num_classes,
-                        width=width, hidden=cfg.hidden, stem=cfg.stem).to(device)
-    x0 = next(iter(data.train))[0][:2].to(device)
-    setups = []
-    for _ in range(copies):
-        model = copy.deepcopy(base)
-        pairs = stdp_pairs(model, x0, timesteps)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        setups.append(Setup(cfg, data, model, opt, pairs, device))
-    return setups
+    cfg = config_from("cpu", model=model_name, dataset=dataset, batch_size=batch_size, width=width,
+                      timesteps=timesteps, amp=amp, weight_dep=weight_dep, seed=seed, device=str(device))
+    return [Setup(setup(cfg, data=data)) for _ in range(copies)]  # setup() seeds: identical weights
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from . import cycle
 from .data import DataError
 from .models import MODELS
-from .train import PROFILES, Config, ConfigError, Diverged, config_from, train, validate
+from .config import PROFILES, TYPES, Config, ConfigError, config_from, validate
 
 
 def _field_help() -> dict[str, str]:
@@ -32,10 +32,10 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
         default = getattr(defaults, f.name)
         by_profile = ", ".join(f"{name}: {vals[f.name]!r}" for name, vals in PROFILES.items() if f.name in vals)
         text = f"{docs.get(f.name, '')} (default: {default!r}{'; ' + by_profile if by_profile else ''})"
-        if f.type in ("bool", bool):
+        if TYPES[f.name] == "bool":
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            typ = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
+            typ = {"int": int, "float": float, "str": str}[TYPES[f.name]]
             p.add_argument(flag, dest=f.name, type=typ, default=None, help=text, metavar=f.name.upper())
 
 
@@ -69,17 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="Table 1, Table 2 and Figure 2 from run directories",
                        allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     r.add_argument("runs", help="folder holding run directories")
-    r.add_argument("--figures", default="figures", help="where tables and figures are written")
+    r.add_argument("--figures", default=None,
+                   help="where tables and figures are written (default: figures/; with --by, nothing is "
+                        "written unless --figures is given)")
     r.add_argument("--k", type=int, default=5, help="K of the cycle methods in Table 1 and Figure 2")
     r.add_argument("--by", default=None,
                    help="instead of the paper's tables, print test accuracy grouped by these comma-separated "
-                        "config fields (e.g. method,weight_dep,stdp_lr) and write FIGURES/summary_by.csv")
+                        "config fields (e.g. method,weight_dep,stdp_lr); with --figures, also write "
+                        "FIGURES/summary_by.csv")
     i = sub.add_parser("info", help="a model's excitatory/inhibitory split per mechanism",
                        allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     i.add_argument("model", help=f"one of {', '.join(MODELS)}")
     i.add_argument("--in-channels", type=int, default=3, help="input channels")
     i.add_argument("--num-classes", type=int, default=10, help="output classes")
     i.add_argument("--width", type=float, default=1.0, help="channel multiplier")
+    i.add_argument("--hidden", type=int, default=Config.hidden, help="units of the spiking hidden Linear")
     return parser
 
 
@@ -90,7 +94,12 @@ def _train(args) -> int:
         validate(cfg)
         print(json.dumps({"config": cfg.__dict__, "schedule": cycle.schedule(cfg.method, cfg.k, cfg.epochs)}, indent=2))
         return 0
-    summary = train(cfg, progress=not args.quiet)
+    from .train import Diverged, train
+    try:
+        summary = train(cfg, progress=not args.quiet)
+    except Diverged as e:
+        print(f"eicil: run diverged: {e}; see summary.json", file=sys.stderr)
+        return 3
     print(f"{summary['run_dir']}: test_acc {summary['test_acc']:.4f} (at best val epoch "
           f"{summary['best_epoch']}), best_test_acc {summary['best_test_acc']:.4f}, "
           f"{summary['wall_seconds']:.1f} s")
@@ -101,8 +110,9 @@ def _info(args) -> int:
     from .models import create_model, ei_split
     if args.model not in MODELS:
         raise ConfigError(f"unknown model {args.model!r}; choose one of {', '.join(MODELS)}")
-    model = create_model(args.model, in_channels=args.in_channels, num_classes=args.num_classes, width=args.width)
-    for mech in ("stdp-bw", "stdp-conv", "stdp-bw-gs"):
+    model = create_model(args.model, in_channels=args.in_channels, num_classes=args.num_classes,
+                         width=args.width, hidden=args.hidden)
+    for mech in [m for m, row in cycle.MECHANISMS.items() if row.stdp]:
         s = ei_split(model, mech)
         print(f"{mech:11s} inhibitory params {s['param_share_inhibitory']:6.1%} "
               f"({s['params_inhibitory']}/{s['params_total']}), layers {s['layer_share_inhibitory']:6.1%} "
@@ -113,7 +123,7 @@ def _info(args) -> int:
 def _report(args) -> int:
     from .report import build_report, load_runs, summary_by
     if not args.by:
-        result = build_report(args.runs, args.figures, k=args.k)
+        result = build_report(args.runs, args.figures or "figures", k=args.k)
         print(result["summary"])
         print("wrote " + ", ".join(str(p) for p in result["files"]))
         return 0
@@ -122,8 +132,10 @@ def _report(args) -> int:
         raise ValueError(f"no complete runs under {args.runs}")
     table = summary_by(runs, args.by.split(","))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    Path(args.figures).mkdir(parents=True, exist_ok=True)
-    table.to_csv(Path(args.figures) / "summary_by.csv", index=False)
+    if args.figures:
+        Path(args.figures).mkdir(parents=True, exist_ok=True)
+        table.to_csv(Path(args.figures) / "summary_by.csv", index=False)
+        print(f"wrote {Path(args.figures) / 'summary_by.csv'}")
     return 0
 
 
@@ -142,9 +154,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, ValueError) as e:
         print(f"eicil: error: {e}", file=sys.stderr)
         return 2
-    except Diverged as e:
-        print(f"eicil: run diverged: {e}; see summary.json", file=sys.stderr)
-        return 3
     except KeyboardInterrupt:
         print("eicil: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -1,11 +1,46 @@
-"""Mechanisms (what one epoch does) and methods (which mechanism each epoch uses), SPEC.md."""
+"""The method: mechanisms (what one epoch does), methods (which mechanism each epoch uses), K and
+the hand-off names. docs/method.md states the same in prose; `stdp.py` holds the STDP rule.
+
+`MECHANISMS` is the one table of what each mechanism trains. The trainer, the recorder set-up,
+`models.ei_split`, the report and the plots all read it, so a new mechanism is one row here.
+"""
 from __future__ import annotations
 
-MECHANISMS = ("gs", "stdp-bw", "stdp-conv", "stdp-bw-gs", "null")
-SINGLE = ("gs", "stdp-bw", "stdp-conv", "stdp-bw-gs")
-CYCLES = {"gsi": "stdp-bw", "gsgi": "stdp-bw-gs", "gsni": "null"}  # inhibitory partner of gs
+from dataclasses import dataclass
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Mechanism:
+    stdp: str  # synapses STDP trains: "" none | "hidden" the spiking hidden Linear | "convs" every Conv2d
+    backprop_on_stdp: bool  # backprop (Adam) still updates the STDP synapses
+    optimizer_steps: bool  # Adam steps at all; False: forward/backward only (BN statistics still move)
+
+
+EXCITATORY = "gs"
+MECHANISMS = {
+    "gs": Mechanism(stdp="", backprop_on_stdp=True, optimizer_steps=True),
+    "stdp-bw": Mechanism(stdp="hidden", backprop_on_stdp=False, optimizer_steps=True),
+    "stdp-conv": Mechanism(stdp="convs", backprop_on_stdp=False, optimizer_steps=True),
+    "stdp-bw-gs": Mechanism(stdp="convs", backprop_on_stdp=True, optimizer_steps=True),
+    "null": Mechanism(stdp="", backprop_on_stdp=True, optimizer_steps=False),  # the released code's
+}
+SINGLE = ("gs", "stdp-bw", "stdp-conv", "stdp-bw-gs")  # methods that use one mechanism every epoch
+CYCLES = {"gsi": "stdp-bw", "gsgi": "stdp-bw-gs", "gsni": "null"}  # cycle method -> inhibitory partner of gs
 METHODS = SINGLE + tuple(CYCLES)
-STDP_ONLY = ("stdp-bw", "stdp-conv")  # their STDP targets get no backprop update
+HANDOFFS = ("last", "best")  # on a mechanism change: continue, or reload the best-validation weights
+
+# Settings that change what a run computes only for some methods; elsewhere they are unused defaults,
+# so the report and the sweep neither split nor name runs by them.
+STDP_SETTINGS = ("stdp_lr", "stdp_norm", "weight_dep", "tau_pre", "tau_post")
+CYCLE_SETTINGS = ("k", "handoff")
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    return method
 
 
 def check_k(k: int) -> int:
@@ -14,19 +49,71 @@ def check_k(k: int) -> int:
     return k
 
 
+def check_handoff(handoff: str) -> str:
+    if handoff not in HANDOFFS:
+        raise ValueError(f"handoff must be {' or '.join(HANDOFFS)}, got {handoff!r}")
+    return handoff
+
+
+def uses_k(method: str) -> bool:
+    """K (and the hand-off) only shape the schedule of a cycle method."""
+    return method in CYCLES
+
+
+def inhibitory(method: str) -> str:
+    """The non-gs mechanism a method uses (gs for gs): whose E:I split a run records."""
+    return CYCLES.get(method, method)
+
+
+def uses_stdp(method: str) -> bool:
+    return MECHANISMS[inhibitory(method)].stdp != ""
+
+
+def relevant(method: str, setting: str) -> bool:
+    """Whether a config setting can change what a run of this method computes (True for an
+    unknown method: validation names that one)."""
+    if method not in METHODS:
+        return True
+    if setting in CYCLE_SETTINGS:
+        return uses_k(method)
+    if setting in STDP_SETTINGS:
+        return uses_stdp(method)
+    return True
+
+
 def schedule(method: str, k: int, epochs: int) -> list[str]:
     """The mechanism of each epoch.
 
     K > 0: one inhibitory epoch in every K; K < 0: one gs epoch in every |K|, the rest
     inhibitory. The minority mechanism comes last in each cycle (K=5: gs gs gs gs I; K=-3: I I gs).
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    check_method(method)
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
-    if method in SINGLE:
+    if not uses_k(method):
         return [method] * epochs
     check_k(k)
     inh = CYCLES[method]
-    cycle = ["gs"] * (k - 1) + [inh] if k > 0 else [inh] * (-k - 1) + ["gs"]
+    cycle = [EXCITATORY] * (k - 1) + [inh] if k > 0 else [inh] * (-k - 1) + [EXCITATORY]
     return [cycle[e % len(cycle)] for e in range(epochs)]
+
+
+def stdp_targets(model: nn.Module, mechanism: str) -> list[nn.Module]:
+    """The synapses a mechanism trains with STDP; `model` ends in fc_hidden -> IF -> fc_out."""
+    kind = MECHANISMS[mechanism].stdp
+    if kind == "hidden":
+        return [model.fc_hidden]
+    if kind == "convs":
+        return [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    return []
+
+
+def all_stdp_targets(model: nn.Module) -> list[nn.Module]:
+    """Every synapse some mechanism trains with STDP, each once, in module order."""
+    wanted = {id(m) for mech in MECHANISMS for m in stdp_targets(model, mech)}
+    return [m for m in model.modules() if id(m) in wanted]
+
+
+def frozen(model: nn.Module, mechanism: str) -> list[nn.Module]:
+    """The synapses whose backprop update a mechanism drops (STDP alone trains them)."""
+    return [] if MECHANISMS[mechanism].backprop_on_stdp else stdp_targets(model, mechanism)

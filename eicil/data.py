@@ -168,11 +168,9 @@ def _split(n: int, val_fraction: float, seed: int, train_subset: int) -> tuple[l
     return (train[:train_subset] if train_subset else train), order[:n_val]
 
 
-def build_data(dataset: str, *, data_root: str = "data", download: bool = False, batch_size: int = 64,
-               val_fraction: float = 0.1, seed: int = 0, augment: bool = False, train_subset: int = 0,
-               num_workers: int = 0, pin_memory: bool = False,
-               fake_shape: tuple[int, int, int] = (3, 32, 32), fake_classes: int = 10,
-               fake_train: int = 600, fake_test: int = 200) -> Data:
+def check_data(dataset: str, *, val_fraction: float = 0.1, batch_size: int = 64, train_subset: int = 0,
+               num_workers: int = 0) -> None:
+    """The settings build_data() takes, checked without touching any file."""
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}; choose one of: {', '.join(DATASETS)}")
     # The trainer selects epochs by validation accuracy, so an empty validation split is no option.
@@ -182,7 +180,17 @@ def build_data(dataset: str, *, data_root: str = "data", download: bool = False,
         raise DataError(f"batch_size must be >= 1, got {batch_size}")
     if train_subset < 0:
         raise DataError(f"train_subset must be >= 0 (0 = all), got {train_subset}")
+    if num_workers < 0:
+        raise DataError(f"num_workers must be >= 0, got {num_workers}")
 
+
+def build_data(dataset: str, *, data_root: str = "data", download: bool = False, batch_size: int = 64,
+               val_fraction: float = 0.1, seed: int = 0, augment: bool = False, train_subset: int = 0,
+               num_workers: int = 0, pin_memory: bool = False,
+               fake_shape: tuple[int, int, int] = (3, 32, 32), fake_classes: int = 10,
+               fake_train: int = 600, fake_test: int = 200) -> Data:
+    check_data(dataset, val_fraction=val_fraction, batch_size=batch_size, train_subset=train_subset,
+               num_workers=num_workers)
     if dataset == "digits":
         source = _digits()
     elif dataset == "fake":

@@ -12,6 +12,8 @@ import torch
 from spikingjelly.activation_based import layer, neuron, surrogate
 from torch import nn
 
+from .cycle import stdp_targets
+
 
 @dataclass
 class NeuronConfig:
@@ -33,6 +35,9 @@ def conv(cin: int, cout: int, k: int, stride: int = 1, padding: int = 0) -> nn.M
 
 def bn(c: int) -> nn.Module:
     return layer.BatchNorm2d(c, step_mode="m")
+
+
+STEMS = ("cifar", "imagenet")  # resnet18: 3x3 s1 (CIFAR-sized) or 7x7 s2 + max-pool (spikingjelly's stock)
 
 
 def ch(c: int, width: float) -> int:
@@ -99,7 +104,7 @@ def resnet18(in_channels: int, num_classes: int, width: float = 1.0, hidden: int
         head = [conv(in_channels, c0, 7, 2, 3), bn(c0), make_neuron(ncfg),
                 layer.MaxPool2d(3, 2, 1, step_mode="m")]
     else:
-        raise ValueError(f"unknown stem {stem!r}; choose cifar or imagenet")
+        raise ValueError(f"unknown stem {stem!r}; choose {' or '.join(STEMS)}")
     stages, c = _stages(c0, width, ncfg, pool=False)
     features = nn.Sequential(*head, stages, layer.AdaptiveAvgPool2d(1, step_mode="m"))
     return SpikingNet(features, c, hidden, num_classes, ncfg)
@@ -153,13 +158,21 @@ def csnn(in_channels: int, num_classes: int, width: float = 1.0, hidden: int = 1
 MODELS = {"csnn": csnn, "resnet18": resnet18, "vgg11": vgg11, "ei_net": ei_net}
 
 
+def check_model(name: str, width: float = 1.0, hidden: int = 1, stem: str = "cifar") -> None:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    if not width > 0:
+        raise ValueError(f"width must be > 0, got {width}")
+    if hidden < 1:
+        raise ValueError(f"hidden must be >= 1, got {hidden}")
+    if stem not in STEMS:
+        raise ValueError(f"unknown stem {stem!r}; choose {' or '.join(STEMS)}")
+
+
 def create_model(name: str, *, in_channels: int, num_classes: int, width: float = 1.0,
                  hidden: int | None = None, stem: str = "cifar",
                  ncfg: NeuronConfig | None = None) -> SpikingNet:
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    if width <= 0:
-        raise ValueError(f"width must be > 0, got {width}")
+    check_model(name, width, hidden or 1, stem)
     kwargs = dict(in_channels=in_channels, num_classes=num_classes, width=width, ncfg=ncfg)
     if hidden is not None:
         kwargs["hidden"] = hidden
@@ -168,21 +181,12 @@ def create_model(name: str, *, in_channels: int, num_classes: int, width: float 
     return MODELS[name](**kwargs)
 
 
-def stdp_layers(model: SpikingNet, mechanism: str) -> list[nn.Module]:
-    """The synapses a mechanism trains with STDP (SPEC.md, Mechanisms)."""
-    if mechanism == "stdp-bw":
-        return [model.fc_hidden]
-    if mechanism in ("stdp-conv", "stdp-bw-gs"):
-        return [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    return []
-
-
 WEIGHTED = (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d)
 
 
 def ei_split(model: SpikingNet, mechanism: str) -> dict:
     """Share of parameters and of layers (conv, linear, BN, pooling) that STDP trains."""
-    inhibitory = stdp_layers(model, mechanism)
+    inhibitory = stdp_targets(model, mechanism)
     n_params = sum(p.numel() for p in model.parameters())
     n_inh = sum(m.weight.numel() for m in inhibitory)
     layers = [m for m in model.modules() if isinstance(m, WEIGHTED)]

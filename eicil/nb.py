@@ -53,37 +53,22 @@ def injected_parameters() -> set[str]:
     return _assigned(history[i]) if i is not None else set()
 
 
-REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout (editable install)
-
-
-def from_repo_root():
+def from_repo_root() -> Path:
     """Make the repository root the working directory when a notebook runs from notebooks/.
 
     Jupyter and nbval start a notebook's kernel in the notebook's folder; papermill and the sweep
     start it in the caller's. The notebooks' relative defaults (runs/..., configs/...) mean the
-    repository root, so only the notebooks/ case moves; any other working directory is kept, so a
-    relative `out` handed over by `eicil sweep` still means the folder the sweep looks in.
-    Returns the working directory.
+    repository root, so only a working directory that is a checkout's notebooks/ (one beside a
+    configs/ folder) moves up; the checkout is found from the notebook's folder, never from where
+    eicil is installed. Any other working directory is kept, so a relative `out` handed over by
+    `eicil sweep` still means the folder the sweep looks in. Returns the working directory.
     """
     import os
 
-    if Path.cwd().resolve() == REPO_ROOT / "notebooks":
-        os.chdir(REPO_ROOT)
+    here = Path.cwd().resolve()
+    if here.name == "notebooks" and (here.parent / "configs").is_dir():
+        os.chdir(here.parent)
     return Path.cwd()
-
-
-_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
-
-
-def _coerce(name: str, kind: str, value):
-    typ = _TYPES[kind]
-    from .train import ConfigError
-
-    if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)  # `-p width 1` arrives as an int
-    if isinstance(value, typ) and not (typ is int and isinstance(value, bool)):
-        return value
-    raise ConfigError(f"parameter {name} must be {kind}, got {type(value).__name__} {value!r}")
 
 
 def train_config(params: dict):
@@ -95,20 +80,18 @@ def train_config(params: dict):
     edit in the parameters cell). A field left at Config's default keeps the profile's value, so
     `-p profile smoke` alone gets the smoke settings.
     """
-    from dataclasses import fields
-
-    from .train import Config, config_from
+    from .config import TYPES, Config, coerce, config_from
 
     defaults = Config()
     injected = injected_parameters()
     overrides = {}
-    for f in fields(Config):
-        if f.name not in params:
+    for name in TYPES:
+        if name not in params:
             continue
-        value = _coerce(f.name, f.type if isinstance(f.type, str) else f.type.__name__, params[f.name])
-        default = getattr(defaults, f.name)
-        if f.name in injected or value != default or type(value) is not type(default):
-            overrides[f.name] = value
+        value = coerce(name, params[name])  # `-p width 1` arrives as an int
+        default = getattr(defaults, name)
+        if name in injected or value != default or type(value) is not type(default):
+            overrides[name] = value
     return config_from(params.get("profile", "cpu"), **overrides)
 
 

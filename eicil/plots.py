@@ -16,8 +16,8 @@ from matplotlib.ticker import MaxNLocator
 from torch import nn
 
 from . import records
-from .cycle import schedule
-from .stdp import delta_w, n_terms, soft_bound, trace
+from .cycle import EXCITATORY, schedule
+from .stdp import WEIGHT_DEPS, delta_w, n_terms, trace, weight_dependence
 
 
 def _enable_inline_figures() -> None:
@@ -50,7 +50,7 @@ def metrics_table(run_dir: str | Path) -> pd.DataFrame:
 def _shade_inhibitory(ax, table: pd.DataFrame) -> None:
     labelled = False
     for row in table.itertuples():
-        if row.mechanism != "gs":
+        if row.mechanism != EXCITATORY:
             ax.axvspan(row.epoch - 0.5, row.epoch + 0.5, color="tab:red", alpha=0.12, lw=0,
                        label=None if labelled else "inhibitory epoch")
             labelled = True
@@ -83,7 +83,7 @@ def compare_runs(run_dirs: dict[str, str | Path]) -> Figure:
         if table.empty:
             continue
         (line,) = ax.plot(table["epoch"], table["test_acc"] * 100, "o-", ms=3, label=label)
-        inh = table[table["mechanism"] != "gs"]
+        inh = table[table["mechanism"] != EXCITATORY]
         ax.plot(inh["epoch"], inh["test_acc"] * 100, "o", ms=9, mfc="none", color=line.get_color())
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy; hollow rings: inhibitory epochs")
@@ -96,7 +96,7 @@ def compare_runs(run_dirs: dict[str, str | Path]) -> Figure:
 
 def inhibitory_share(k: int) -> float:
     """Share of epochs trained by the inhibitory mechanism under K, read off one cycle of the schedule."""
-    return sum(m != "gs" for m in schedule("gsi", k, abs(k))) / abs(k)
+    return sum(m != EXCITATORY for m in schedule("gsi", k, abs(k))) / abs(k)
 
 
 def k_curve(table: pd.DataFrame, k: int | None = None) -> Figure:
@@ -186,7 +186,7 @@ def stdp_window(steps: int, tau_pre: float, tau_post: float,
     rows = []
     length = 2 * steps + 1
     for kind in kinds:
-        f_pre, f_post = soft_bound(kind)
+        f_pre, f_post = weight_dependence(kind)
         for w in weights:
             syn = nn.Linear(1, 1, bias=False)
             with torch.no_grad():
@@ -217,6 +217,29 @@ def window_figure(window: pd.DataFrame) -> Figure:
     return fig
 
 
+def window_explorer(steps: int = 8, tau_pre: float = 2.0, tau_post: float = 100.0, weight_dep: str = "clamp"):
+    """Sliders for tau_pre and tau_post and a choice of weight dependence, redrawing the STDP window.
+
+    Returns an ipywidgets box; headless (papermill, nbval) it renders its initial state once."""
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    controls = dict(
+        tau_pre=widgets.FloatSlider(value=tau_pre, min=1.0, max=20.0, step=0.5, description="tau_pre"),
+        tau_post=widgets.FloatSlider(value=tau_post, min=1.0, max=200.0, step=1.0, description="tau_post"),
+        weight_dep=widgets.Dropdown(options=list(WEIGHT_DEPS), value=weight_dep, description="f(w)"),
+    )
+    shown = widgets.Output()
+
+    def draw(tau_pre: float, tau_post: float, weight_dep: str) -> None:
+        shown.clear_output(wait=True)
+        with shown:
+            display(window_figure(stdp_window(steps, tau_pre, tau_post, kinds=(weight_dep,))))
+
+    widgets.interactive_output(draw, controls)
+    return widgets.VBox([widgets.HBox(list(controls.values())), shown])
+
+
 def histogram(values: torch.Tensor, title: str, xlabel: str, bins: int = 60) -> Figure:
     """A histogram of every entry of a tensor, with its mean and standard deviation in the title."""
     v = values.detach().flatten().double().numpy()
@@ -238,7 +261,7 @@ def stdp_vs_backprop(model: nn.Module, recorder, *, tau_pre: float, tau_post: fl
     n_terms, as the trainer does), ratio_raw and ratio_normalised (both over grad_norm).
     """
     names = {m: name for name, m in model.named_modules()}
-    f_pre, f_post = soft_bound(weight_dep)
+    f_pre, f_post = weight_dependence(weight_dep)
     rows = []
     for syn, pre, post in recorder.records():
         dw = delta_w(syn, pre, post, tau_pre=tau_pre, tau_post=tau_post, f_pre=f_pre, f_post=f_post)

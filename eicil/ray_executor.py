@@ -5,15 +5,15 @@ same papermill job as the local executor, so a re-submitted sweep skips what is 
 """
 from __future__ import annotations
 
-from .sweep import Job, run_job
+from .jobs import Job, cpu_threads, run_job, training_notebook
 
 
 class RunFailed(RuntimeError):
     pass
 
 
-def _task(job: Job) -> dict:
-    result = run_job(job)
+def _task(job: Job, env: dict, notebook) -> dict:
+    result = run_job(job, env=env, notebook=notebook)
     if result["status"] == "failed":  # raise so Ray retries; diverged runs are deterministic
         raise RunFailed(f"{job.name}: {result['error']}")
     return result
@@ -31,7 +31,9 @@ def run_ray(jobs: list[Job], address: str | None = None, retries: int = 1, progr
         gpus_per_run = 1.0 if ray.cluster_resources().get("GPU", 0) else 0.0
     remote = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=retries,
                         retry_exceptions=[RunFailed])(_task)
-    pending = {remote.remote(job): job for job in jobs}
+    env = {} if gpus_per_run else cpu_threads(cpus_per_run)
+    notebook = training_notebook()
+    pending = {remote.remote(job, env, notebook): job for job in jobs}
     results = []
     with tqdm(total=len(pending), desc="sweep (ray)", disable=not progress) as bar:
         while pending:

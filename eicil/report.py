@@ -9,19 +9,21 @@ from pathlib import Path
 
 import matplotlib
 import pandas as pd
+import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from eicil import records
+from eicil import cycle, records
+from eicil.config import RUN_IRRELEVANT, TYPES
+from eicil.cycle import METHODS
 from eicil.paper import paper_acc
 from eicil.stats import holm, summarize, welch_p
 
-CYCLE_METHODS = ("gsi", "gsgi", "gsni")
 # Rows follow the paper's order (its Table 1 lists models and methods this way), not the alphabet.
 ORDER = {column: {name: i for i, name in enumerate(names)} for column, names in {
     "model": ("resnet18", "vgg11", "ei_net", "csnn"),
     "dataset": ("cifar10", "cifar100", "mnist", "digits", "fake"),
-    "method": ("gs", "stdp-bw", "stdp-conv", "stdp-bw-gs", "gsi", "gsgi", "gsni"),
+    "method": METHODS,
 }.items()}
 RUN_COLUMNS = ["model", "dataset", "method", "k", "seed", "test_acc", "best_test_acc", "best_val_acc",
                "epochs", "status", "path"]
@@ -29,28 +31,31 @@ CURVE_COLUMNS = ["model", "dataset", "method", "k", "seed", "epoch", "mechanism"
 STAT_COLUMNS = ["mean", "std", "n", "ci_low", "ci_high", "delta_vs_gs", "p_vs_gs", "p_holm", "paper", "note"]
 FIGURE_COLUMNS = ["model", "dataset", "method", "k", "epoch", "mechanism", "mean", "ci_low", "ci_high", "n"]
 SINGLE_SEED_NOTE = "n=1: demonstration, not a result"
+# Config fields that say what a run computed, beyond the named columns and the seed.
+SETTINGS = [name for name in TYPES if name not in RUN_IRRELEVANT and name not in ("model", "dataset", "method", "k", "seed")]
 
 
 def load_runs(root: Path | str, status: str | None = "complete") -> pd.DataFrame:
     """One row per run directory below root with the given summary status (None: every run).
 
     Runs without a summary.json get status "no summary". Other scalar config fields follow the
-    named columns, so a caller can filter to one configuration before building tables.
+    named columns; a field that cannot change what the run's method computes (K of gs, stdp_lr of
+    a run without STDP) is left empty, so it neither splits nor matches.
     """
     rows = []
     for path in records.find_runs(Path(root)):
         config = records.read_json(path / "config.json")["config"]
         summary_file = path / "summary.json"
         summary = records.read_json(summary_file) if summary_file.exists() else {"status": "no summary"}
+        method = config["method"]
         named = {
-            "model": config["model"], "dataset": config["dataset"], "method": config["method"],
-            # K only shapes the schedule of the cycle methods; elsewhere it is an unused default.
-            "k": config.get("k") if config["method"] in CYCLE_METHODS else None,
+            "model": config["model"], "dataset": config["dataset"], "method": method,
+            "k": config.get("k") if cycle.uses_k(method) else None,
             "seed": config["seed"], "test_acc": summary.get("test_acc"),
             "best_test_acc": summary.get("best_test_acc"), "best_val_acc": summary.get("best_val_acc"),
             "epochs": config["epochs"], "status": summary["status"], "path": str(path),
         }
-        extra = {key: v for key, v in config.items()
+        extra = {key: v if cycle.relevant(method, key) else None for key, v in config.items()
                  if key not in named and isinstance(v, (str, int, float, bool, type(None)))}
         rows.append({**named, **extra})
     runs = pd.DataFrame(rows, columns=RUN_COLUMNS if not rows else None)
@@ -60,21 +65,30 @@ def load_runs(root: Path | str, status: str | None = "complete") -> pd.DataFrame
     return runs.reset_index(drop=True)
 
 
+def split_settings(runs: pd.DataFrame) -> list[str]:
+    """Settings that take more than one value among the runs: each becomes a key column of a table,
+    so runs that differ in anything but the seed never share a cell."""
+    return [c for c in SETTINGS if c in runs.columns and runs[c].dropna().nunique() > 1]
+
+
 def load_curves(root: Path | str) -> pd.DataFrame:
     """Test accuracy (fraction) per epoch of every complete run below root."""
     return _curves(load_runs(root))
 
 
 def _curves(runs: pd.DataFrame) -> pd.DataFrame:
+    split = split_settings(runs)
     rows = [
-        {"model": run.model, "dataset": run.dataset, "method": run.method, "k": run.k, "seed": run.seed,
+        {"model": run["model"], "dataset": run["dataset"], "method": run["method"], "k": run["k"],
+         **{c: run[c] for c in split}, "seed": run["seed"],
          "epoch": m["epoch"], "mechanism": m["mechanism"], "value": m["value"]}
-        for run in runs.itertuples()
-        for m in records.read_metrics(Path(run.path) / "metrics.csv")
+        for _, run in runs.iterrows()
+        for m in records.read_metrics(Path(run["path"]) / "metrics.csv")
         if m["split"] == "test" and m["metric"] == "acc"
     ]
-    curves = pd.DataFrame(rows, columns=CURVE_COLUMNS)
+    curves = pd.DataFrame(rows, columns=CURVE_COLUMNS[:4] + split + CURVE_COLUMNS[4:])
     curves["k"] = curves["k"].astype("Int64")
+    curves.attrs["split"] = split
     return curves
 
 
@@ -83,72 +97,74 @@ def _sorted(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return frame.sort_values(by, key=key, kind="stable").reset_index(drop=True)
 
 
-def _pick_k(frame: pd.DataFrame, k: int) -> pd.DataFrame:
-    """Keep one K per (model, dataset, method) of a cycle method: k if present, else the K with most seeds."""
-    cell = ["model", "dataset", "method"]
-    is_cycle = frame["method"].isin(CYCLE_METHODS)
-    seeds = frame[is_cycle].groupby(cell + ["k"])["seed"].nunique().reset_index()
+def _pick_k(frame: pd.DataFrame, k: int, split: list[str]) -> pd.DataFrame:
+    """Keep one K per cell of a cycle method: k if present, else the K with most seeds."""
+    cell = ["model", "dataset", *split, "method"]
+    is_cycle = frame["method"].map(cycle.uses_k).astype(bool)
+    seeds = frame[is_cycle].groupby(cell + ["k"], dropna=False)["seed"].nunique().reset_index()
     seeds["preferred"] = seeds["k"] == k
     chosen = seeds.sort_values(["preferred", "seed"], ascending=False, kind="stable").drop_duplicates(cell)
     return pd.concat([frame[~is_cycle], frame[is_cycle].merge(chosen[cell + ["k"]], on=cell + ["k"])])
 
 
-def _check_one_configuration(runs: pd.DataFrame) -> None:
-    # Two runs of one cell and seed, or two epoch budgets in one comparison, mean the root mixes
-    # experiments; pooling them would inflate n or compare unlike runs.
-    repeated = runs[runs.duplicated(["model", "dataset", "method", "k", "seed"], keep=False)]
-    if len(repeated):
-        raise ValueError(f"runs repeat a (model, dataset, method, k, seed): {sorted(repeated['path'])}; "
-                         "filter load_runs() to one configuration first")
-    budgets = runs.groupby(["model", "dataset"])["epochs"].nunique()
-    if (budgets > 1).any():
-        raise ValueError(f"several epoch budgets for {list(budgets[budgets > 1].index)}; "
-                         "filter load_runs() to one budget first")
+def _same(column: pd.Series, value) -> pd.Series:
+    return column.isna() if pd.isna(value) else column == value
 
 
-def _compare(runs: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
-    """Statistics per cell of `keys`, each compared with gs of the same model and dataset."""
-    _check_one_configuration(runs)
+def _compare(runs: pd.DataFrame, keys: list[str], metric: str, base: str = "gs",
+             methods: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Statistics per cell of `keys` (rows of `methods`, default all), each compared with the runs of
+    method `base` of the same model and dataset that agree on every key `base` uses."""
+    repeated = runs[runs.duplicated(keys + ["seed"], keep=False)]
+    if len(repeated):  # identical settings and seed twice: pooling would inflate n
+        raise ValueError(f"runs repeat the same settings and seed: {sorted(repeated['path'])}; "
+                         "report them from separate folders")
     rows = []
-    for cell, group in runs.groupby(keys, dropna=False):
+    for cell, group in runs.groupby(keys, dropna=False, sort=False):
         info = dict(zip(keys, cell))
+        if methods is not None and info["method"] not in methods:
+            continue
+        match = runs["method"] == base
+        for c in keys:
+            if c != "method" and cycle.relevant(base, c):
+                match &= _same(runs[c], info[c])
         acc = group[metric].to_numpy(float) * 100
-        is_gs = runs["method"] == "gs"
-        base = runs[is_gs & (runs["model"] == info["model"]) & (runs["dataset"] == info["dataset"])]
-        base_acc = base[metric].to_numpy(float) * 100
-        compared = info["method"] != "gs" and len(base_acc) > 0
+        base_acc = runs.loc[match, metric].to_numpy(float) * 100
+        compared = info["method"] != base and len(base_acc) > 0
         stats = summarize(acc)
         rows.append({
             **info, **stats,
-            "delta_vs_gs": stats["mean"] - base_acc.mean() if compared else math.nan,
-            "p_vs_gs": welch_p(acc, base_acc) if compared else math.nan,
-            "note": SINGLE_SEED_NOTE if stats["n"] == 1 else "",
+            f"delta_vs_{base}": stats["mean"] - base_acc.mean() if compared else math.nan,
+            f"p_vs_{base}": welch_p(acc, base_acc) if compared else math.nan,
+            "note": SINGLE_SEED_NOTE if min(stats["n"], len(base_acc) or 1) == 1 else "",
         })
-    table = pd.DataFrame(rows)
-    table["p_holm"] = holm(table["p_vs_gs"])
+    columns = keys + STAT_COLUMNS[:5] + [f"delta_vs_{base}", f"p_vs_{base}", "note"]
+    table = pd.DataFrame(rows, columns=columns)
+    table["p_holm"] = holm(table[f"p_vs_{base}"]) if len(table) else []
     return _sorted(table, keys)
 
 
+def _keys(runs: pd.DataFrame, *last: str) -> list[str]:
+    return ["model", "dataset", *split_settings(runs), *last]
+
+
 def table1(runs: pd.DataFrame, k: int = 5, metric: str = "test_acc") -> pd.DataFrame:
-    """A row per (model, dataset, method); cycle methods at K=k where run (column k says which K)."""
-    table = _compare(_pick_k(runs, k), ["model", "dataset", "method", "k"], metric)
+    """A row per (model, dataset, differing settings, method); cycle methods at K=k where run
+    (column k says which K)."""
+    keys = _keys(runs, "method", "k")
+    table = _compare(_pick_k(runs, k, split_settings(runs)), keys, metric)
     # The paper's Table 1 states no K, so its number stands beside whichever K we ran.
     table["paper"] = [paper_acc(r.model, r.dataset, r.method) for r in table.itertuples()]
-    return table[["model", "dataset", "method", "k"] + STAT_COLUMNS]
+    return table[keys + STAT_COLUMNS]
 
 
 def table2(runs: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
-    """A row per (model, dataset, K, cycle method), compared with gs of the same model and dataset."""
-    keys = ["model", "dataset", "k", "method"]
-    cycled = runs["method"].isin(CYCLE_METHODS)
-    if not cycled.any():
-        return pd.DataFrame(columns=keys + STAT_COLUMNS)
-    # gs runs stay in so that _compare finds the baseline; their rows (untested, so outside Holm's m)
-    # are dropped after.
-    table = _compare(runs[cycled | (runs["method"] == "gs")], keys, metric)
-    table = table[table["method"] != "gs"].copy()
+    """A row per (model, dataset, differing settings, K, cycle method), compared with gs."""
+    keys = _keys(runs, "k", "method")
+    methods = tuple(m for m in METHODS if cycle.uses_k(m))
+    table = _compare(runs, keys, metric, methods=methods)
     table["paper"] = [paper_acc(r.model, r.dataset, r.method, int(r.k)) for r in table.itertuples()]
-    return _sorted(table[keys + STAT_COLUMNS], keys)
+    return table[keys + STAT_COLUMNS]
 
 
 def _fmt(x: float, spec: str) -> str:
@@ -158,7 +174,7 @@ def _fmt(x: float, spec: str) -> str:
 def _display(table: pd.DataFrame) -> pd.DataFrame:
     """The table as strings: 'mean ± std (n)', the interval, p-values and the paper's number."""
     base = "gsni" if "delta_vs_gsni" in table else "gs"  # the control table compares with gsni
-    keys = [c for c in ("model", "dataset", "k", "method") if c in table]
+    keys = list(table.columns[:list(table.columns).index("mean")])  # the cell's key columns, in order
     out = pd.DataFrame({c: [_fmt(v, "") for v in table[c]] for c in keys})
     out["mean ± std (n)"] = [f"{r.mean:.2f} ± {_fmt(r.std, '.2f') or '–'} ({r.n})" for r in table.itertuples()]
     out["95% CI"] = [f"[{r.ci_low:.2f}, {r.ci_high:.2f}]" if r.n > 1 else "" for r in table.itertuples()]
@@ -171,24 +187,14 @@ def _display(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def control(runs: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
-    """gsi and gsgi against gsni of the same model, dataset and K: the same cycle with STDP epochs
-    against null epochs that update nothing. The difference is what STDP itself contributes."""
-    keys = ["model", "dataset", "k", "method"]
-    _check_one_configuration(runs)
-    rows = []
-    for (model, dataset, k), group in runs[runs["method"].isin(CYCLE_METHODS)].groupby(keys[:3]):
-        base = group.loc[group["method"] == "gsni", metric].to_numpy(float) * 100
-        for method in ("gsi", "gsgi"):
-            acc = group.loc[group["method"] == method, metric].to_numpy(float) * 100
-            if len(base) and len(acc):
-                stats = summarize(acc)
-                rows.append({"model": model, "dataset": dataset, "k": k, "method": method, **stats,
-                             "delta_vs_gsni": stats["mean"] - base.mean(), "p_vs_gsni": welch_p(acc, base),
-                             "paper": math.nan,
-                             "note": SINGLE_SEED_NOTE if min(len(acc), len(base)) == 1 else ""})
-    table = pd.DataFrame(rows, columns=keys + STAT_COLUMNS[:5] + ["delta_vs_gsni", "p_vs_gsni", "paper", "note"])
+    """gsi and gsgi against gsni of the same model, dataset, K and settings: the same cycle with STDP
+    epochs against null epochs that update nothing. The difference is what STDP itself contributes."""
+    keys = _keys(runs, "k", "method")
+    table = _compare(runs, keys, metric, base="gsni", methods=("gsi", "gsgi"))
+    table = table[table["p_vs_gsni"].notna() | table["delta_vs_gsni"].notna()].copy()
     table["p_holm"] = holm(table["p_vs_gsni"]) if len(table) else []
-    return _sorted(table, keys)
+    table["paper"] = math.nan
+    return table[keys + STAT_COLUMNS[:5] + ["delta_vs_gsni", "p_vs_gsni", "p_holm", "paper", "note"]]
 
 
 def write_tables(df: pd.DataFrame, out_dir: Path | str, name: str) -> list[Path]:
@@ -210,31 +216,38 @@ def figure2(curves: pd.DataFrame, out_dir: Path | str, k: int = 5) -> Figure:
     Hollow markers sit on epochs trained by an inhibitory (non-gs) mechanism.
     """
     out_dir = Path(out_dir)
+    split = curves.attrs.get("split", [])
+    line_keys = ["model", "dataset", *split, "method", "k"]
     rows = []
-    for cell, group in _pick_k(curves, k).groupby(["model", "dataset", "method", "k", "epoch"], dropna=False):
+    for cell, group in _pick_k(curves, k, split).groupby(line_keys + ["epoch"], dropna=False):
         # One K fixes the schedule, so every seed ran the same mechanism in a given epoch.
-        rows.append({**dict(zip(FIGURE_COLUMNS[:5], cell)), "mechanism": group["mechanism"].iloc[0],
+        rows.append({**dict(zip(line_keys + ["epoch"], cell)), "mechanism": group["mechanism"].iloc[0],
                      **summarize(group["value"] * 100)})
-    plotted = _sorted(pd.DataFrame(rows, columns=FIGURE_COLUMNS + ["std"])[FIGURE_COLUMNS],
-                      ["model", "dataset", "method", "k", "epoch"])
+    columns = FIGURE_COLUMNS[:2] + split + FIGURE_COLUMNS[2:]
+    plotted = _sorted(pd.DataFrame(rows, columns=columns + ["std"])[columns], line_keys + ["epoch"])
     panels = list(plotted[["model", "dataset"]].drop_duplicates().itertuples(index=False))
     if not panels:
         raise ValueError("figure2: the curves hold no test accuracy to plot")
+    plotted["line"] = [_line_label(r, split) for _, r in plotted.iterrows()]
+    seeds = _pick_k(curves, k, split).merge(plotted[line_keys + ["epoch", "line"]], on=line_keys + ["epoch"])
+    seeds["acc"] = seeds["value"] * 100
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     fig = Figure(figsize=(4.8 * ncols, 3.6 * nrows + 0.4))
     axes = fig.subplots(nrows, ncols, squeeze=False).flat
     for ax, (model, dataset) in zip(axes, panels):
         panel = plotted[(plotted["model"] == model) & (plotted["dataset"] == dataset)]
-        for (method, k_used), line in panel.groupby(["method", "k"], dropna=False, sort=False):
-            label = method if pd.isna(k_used) else f"{method} K={int(k_used)}"
-            (drawn,) = ax.plot(line["epoch"], line["mean"], label=label, lw=1.2)
-            ax.fill_between(line["epoch"], line["ci_low"], line["ci_high"], color=drawn.get_color(), alpha=0.2)
-            inhibitory = line[line["mechanism"] != "gs"]
-            ax.plot(inhibitory["epoch"], inhibitory["mean"], "o", ms=3.5, mfc="none", color=drawn.get_color())
+        order = list(dict.fromkeys(panel["line"]))
+        palette = dict(zip(order, sns.color_palette(n_colors=len(order))))
+        # seaborn draws each line from the seeds, its band from the same t-interval as figure2.csv
+        sns.lineplot(data=seeds[(seeds["model"] == model) & (seeds["dataset"] == dataset)], x="epoch", y="acc",
+                     hue="line", hue_order=order, palette=palette, errorbar=_ci95, lw=1.2, ax=ax)
+        inhibitory = panel[panel["mechanism"] != cycle.EXCITATORY]
+        for label, points in inhibitory.groupby("line", sort=False):
+            ax.plot(points["epoch"], points["mean"], "o", ms=3.5, mfc="none", color=palette[label])
         ax.set(title=f"{model} / {dataset}", xlabel="epoch", ylabel="test accuracy (%)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", title=None)
     for ax in list(axes)[len(panels):]:
         ax.set_visible(False)
     fig.suptitle("mean over seeds; band: 95% CI; hollow markers: inhibitory (non-gs) epochs", fontsize="small")
@@ -243,8 +256,18 @@ def figure2(curves: pd.DataFrame, out_dir: Path | str, k: int = 5) -> Figure:
     fig.savefig(out_dir / "figure2.png", dpi=150)
     with matplotlib.rc_context({"svg.hashsalt": "eicil"}):  # stable ids: a rerun gives the same file
         fig.savefig(out_dir / "figure2.svg", metadata={"Date": None})
-    records.atomic_write_bytes(out_dir / "figure2.csv", plotted.to_csv(index=False).encode())
+    records.atomic_write_bytes(out_dir / "figure2.csv", plotted[columns].to_csv(index=False).encode())
     return fig
+
+
+def _line_label(row: pd.Series, split: list[str]) -> str:
+    name = row["method"] if pd.isna(row["k"]) else f"{row['method']} K={int(row['k'])}"
+    return " ".join([name] + [f"{c}={row[c]}" for c in split if not pd.isna(row[c])])
+
+
+def _ci95(values) -> tuple[float, float]:
+    s = summarize(values)
+    return s["ci_low"], s["ci_high"]
 
 
 def build_report(runs_root: Path | str, out_dir: Path | str = "figures", k: int = 5) -> dict:

@@ -104,15 +104,21 @@ WEIGHT_DEPS = {
 }
 
 
-def soft_bound(kind: str) -> tuple[WeightFn, WeightFn]:
-    """(f_pre, f_post) for a weight dependence name."""
+def weight_dependence(kind: str) -> tuple[WeightFn, WeightFn]:
+    """(f_pre, f_post) of a weight dependence name."""
     if kind not in WEIGHT_DEPS:
         raise ValueError(f"unknown weight dependence {kind!r}; choose {' or '.join(WEIGHT_DEPS)}")
     return WEIGHT_DEPS[kind]
 
 
+def check_taus(tau_pre: float, tau_post: float) -> None:
+    # tau < 1 makes the decay factor 1 - 1/tau negative: traces that flip sign every step
+    if not (tau_pre >= 1 and tau_post >= 1):
+        raise ValueError(f"tau_pre and tau_post must be >= 1 time step, got {tau_pre} and {tau_post}")
+
+
 def post_neurons(model: nn.Module, x: torch.Tensor, synapses: list[nn.Module]) -> dict:
-    """Map each synapse to the first spiking neuron that runs after it (SPEC: its post neuron).
+    """Map each synapse to the first spiking neuron that runs after it (docs/method.md: its post neuron).
 
     Found from one forward pass in execution order, so residual and pooling layouts need no
     per-model table. The caller resets the network's state afterwards.
@@ -185,11 +191,11 @@ class SpikeRecorder:
 
 @torch.no_grad()
 def stdp_step(recorder: SpikeRecorder, *, lr: float, tau_pre: float, tau_post: float,
-              weight_dep: str = "soft", normalise: bool = True) -> torch.Tensor:
+              weight_dep: str = "clamp", normalise: bool = True) -> torch.Tensor:
     """Apply w <- w + lr * dw / n_terms to every recorded synapse (plain SGD, momentum 0).
 
     Returns the mean absolute weight change as a tensor (no host sync on a GPU)."""
-    f_pre, f_post = soft_bound(weight_dep)
+    f_pre, f_post = weight_dependence(weight_dep)
     changes = []
     for syn, pre, post in recorder.records():
         dw = delta_w(syn, pre, post, tau_pre=tau_pre, tau_post=tau_post, f_pre=f_pre, f_post=f_post)

@@ -14,30 +14,19 @@ out/sweep.csv and the others go on.
 from __future__ import annotations
 
 import itertools
-import re
 import os
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
 from pathlib import Path
 
 import yaml
 
 from . import cycle, records
-from .train import Config, ConfigError, config_from, run_name, validate
+from .config import PROFILES, TYPES, ConfigError, config_from, run_name, validate
+from .jobs import Job, cpu_threads, is_complete, run_job, training_notebook
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "01_train.ipynb"
 CONFIG_KEYS = {"profile", "settings", "grids"}
 NAMED = {"model", "dataset", "method", "k", "seed"}  # already part of every run name
-
-
-@dataclass
-class Job:
-    name: str
-    params: dict  # papermill parameters: profile + the settings that differ from it
-    run_dir: Path
 
 
 def load_config(path: str | Path) -> dict:
@@ -60,7 +49,7 @@ def load_config(path: str | Path) -> dict:
 
 def expand(cfg: dict, out: str | Path, source: str = "config") -> list[Job]:
     """Every grid cell as a Job, validated up front; duplicates (k of a non-cycle method) merged."""
-    names = {f.name for f in fields(Config)}
+    names = set(TYPES)
     profile = cfg.get("profile", "cpu")
     settings = dict(cfg.get("settings") or {})
     jobs: dict[str, Job] = {}
@@ -76,8 +65,9 @@ def expand(cfg: dict, out: str | Path, source: str = "config") -> list[Job]:
         axes = {k: v if isinstance(v, list) else [v] for k, v in grid.items()}
         for values in itertools.product(*axes.values()):
             cell = {**settings, **dict(zip(axes, values))}
-            if cell.get("method") in cycle.SINGLE:
-                cell.pop("k", None)  # K means nothing without a cycle: one run, not one per K
+            method = cell.get("method", config_from(profile).method if profile in PROFILES else "gs")
+            for unused in [s for s in cell if not cycle.relevant(method, s)]:
+                cell.pop(unused)  # a setting the method ignores (K of gs): one run, not one per value
             # settings a grid varies beyond the standard ones name the run, so runs never collide
             extra = "".join(f"-{k}={v}" for k, v in cell.items() if k in grid and k not in NAMED)
             try:
@@ -89,38 +79,6 @@ def expand(cfg: dict, out: str | Path, source: str = "config") -> list[Job]:
             params = {"profile": profile, **cell, "out": str(out), **({"name": name} if extra else {})}
             jobs[name] = Job(name, params, Path(out) / name)
     return list(jobs.values())
-
-
-def is_complete(job: Job) -> bool:
-    path = job.run_dir / "summary.json"
-    return path.exists() and records.read_json(path).get("status") == "complete"
-
-
-def run_job(job: Job, env: dict | None = None) -> dict:
-    """Execute the training notebook for one job in a fresh process; never raises."""
-    job.run_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "papermill", str(NOTEBOOK), str(job.run_dir / "train.ipynb"),
-           "--no-progress-bar", "--log-level", "ERROR", "-k", "python3"]
-    for key, value in job.params.items():
-        cmd += ["-p" if not isinstance(value, str) else "-r", key, str(value)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
-    code, tail = proc.returncode, (proc.stderr + proc.stdout).strip().splitlines()
-    summary = records.read_json(job.run_dir / "summary.json") if (job.run_dir / "summary.json").exists() else {}
-    status = summary.get("status", "failed")
-    if code != 0 and status in ("complete", "running"):
-        status = "failed"
-    return {"name": job.name, "status": status, "test_acc": summary.get("test_acc"),
-            "seconds": round(time.perf_counter() - t0, 1),
-            "error": "" if status == "complete" else _error_line(tail, summary)}
-
-
-def _error_line(lines: list[str], summary: dict) -> str:
-    """The run's own message, else the last 'SomeError: ...' line papermill printed."""
-    if summary.get("message"):
-        return summary["message"]
-    errors = [t.strip() for t in lines if re.match(r"^\s*[\w.]*(Error|Exception|Interrupt)\b.*:", t)]
-    return (errors or [t for t in lines if t.strip()] or ["no output"])[-1][:300]
 
 
 def gpu_count() -> int:
@@ -160,8 +118,8 @@ def _run_local(todo: list[Job], jobs: int, progress: bool) -> list[dict]:
     import queue
 
     gpus = gpu_count()
-    # CPU jobs share the cores: oversubscribed OpenMP threads only spin against each other
-    threads = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))}
+    threads = {} if gpus else cpu_threads((os.cpu_count() or 1) / jobs)
+    notebook = training_notebook()
     slots: queue.Queue = queue.Queue()
     for i in range(jobs):
         slots.put(i)
@@ -169,7 +127,8 @@ def _run_local(todo: list[Job], jobs: int, progress: bool) -> list[dict]:
     def work(job: Job) -> dict:
         slot = slots.get()  # a slot is a GPU while it runs, so two jobs never share one by accident
         try:
-            return run_job(job, env={**threads, **({"CUDA_VISIBLE_DEVICES": str(slot % gpus)} if gpus else {})})
+            return run_job(job, env={**threads, **({"CUDA_VISIBLE_DEVICES": str(slot % gpus)} if gpus else {})},
+                           notebook=notebook)
         finally:
             slots.put(slot)
 

@@ -17,6 +17,8 @@ from eicil.cli import main
     (["--profile", "gpu"], "invalid choice"),
     (["--epoch", "3"], "unrecognized arguments"),
     (["--k", "five"], "invalid int value"),
+    (["--tau-pre", "0.5"], "tau_pre and tau_post must be >= 1"),
+    (["--stem", "tiny"], "unknown stem 'tiny'"),
 ])
 def test_bad_input_is_one_line(args, needle, tmp_path, capsys):
     with pytest.raises(SystemExit) if "--profile" in args or "--epoch" in args or "five" in args else _no_exit():
@@ -55,12 +57,16 @@ def test_help_states_defaults(capsys):
     assert "--stdp-lr" in out and "default: 0.01" in out and "--profile" in out
 
 
-def test_train_smoke_and_info(tmp_path, capsys):
+def test_train_smoke_and_info(tmp_path, capsys, monkeypatch):
     assert main(["train", "--profile", "smoke", "--method", "stdp-bw", "--out", str(tmp_path), "--quiet"]) == 0
     assert "test_acc" in capsys.readouterr().out
     assert main(["info", "ei_net", "--width", "0.25"]) == 0
     assert "stdp-conv" in capsys.readouterr().out
     assert main(["report", str(tmp_path), "--by", "method,weight_dep", "--figures", str(tmp_path / "fig")]) == 0
     assert "stdp-bw" in capsys.readouterr().out and (tmp_path / "fig" / "summary_by.csv").exists()
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    assert main(["report", str(tmp_path), "--by", "method"]) == 0  # no --figures: prints, writes nothing
+    assert "wrote" not in capsys.readouterr().out and not any((tmp_path / "cwd").iterdir())
     assert main(["report", str(tmp_path), "--by", "methd"]) == 2
     assert "unknown column(s) methd" in capsys.readouterr().err

@@ -38,3 +38,11 @@ def test_unknown_method_and_negative_epochs():
     with pytest.raises(ValueError, match="epochs"):
         schedule("gs", 5, -1)
     assert set(METHODS) == {"gs", "stdp-bw", "stdp-conv", "stdp-bw-gs", "gsi", "gsgi", "gsni"}
+
+
+def test_what_k_and_stdp_settings_matter_for():
+    from eicil.cycle import relevant, uses_k, uses_stdp
+    assert [m for m in METHODS if uses_k(m)] == ["gsi", "gsgi", "gsni"]
+    assert [m for m in METHODS if uses_stdp(m)] == ["stdp-bw", "stdp-conv", "stdp-bw-gs", "gsi", "gsgi"]
+    assert not relevant("gs", "k") and not relevant("gs", "stdp_lr") and relevant("gs", "lr")
+    assert relevant("gsni", "handoff") and not relevant("gsni", "weight_dep") and relevant("gsgi", "tau_post")

@@ -11,7 +11,8 @@ import torch
 from eicil import train as train_mod
 from eicil.cli import main
 from eicil.records import read_json, read_metrics
-from eicil.train import config_from, train
+from eicil.config import config_from
+from eicil.train import train
 
 ARGS = ["--profile", "smoke", "--method", "gsgi", "--k", "2", "--epochs", "8", "--quiet"]
 

@@ -16,7 +16,7 @@ import torch
 
 import eicil.nb
 import eicil.plots
-from eicil.train import Config, ConfigError
+from eicil.config import TYPES as CONFIG_TYPES, Config, ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -106,7 +106,7 @@ def test_train_notebook_parameters_are_config_fields():
     notes = config_comments()
     for f in fields(Config):
         kind, value, comment = params[f.name]
-        assert kind == f.type, f.name
+        assert kind == CONFIG_TYPES[f.name], f.name
         assert value == f.default and type(value) is type(f.default), f.name
         assert comment == notes[f.name], f.name
 
@@ -131,7 +131,7 @@ def test_train_config_keeps_the_profile_for_defaults():
     changed = eicil.nb.train_config({**defaults, "profile": "smoke", "epochs": 3, "width": 2})
     assert changed.epochs == 3 and changed.width == 2.0 and isinstance(changed.width, float)
     assert changed.timesteps == 2
-    with pytest.raises(ConfigError, match="epochs must be int"):
+    with pytest.raises(ConfigError, match="epochs must be an integer, got '3'"):
         eicil.nb.train_config({**defaults, "epochs": "3"})
     with pytest.raises(ConfigError, match="unknown profile"):
         eicil.nb.train_config({**defaults, "profile": "gpu"})
@@ -142,6 +142,19 @@ def test_from_repo_root_moves_only_from_notebooks(tmp_path, monkeypatch):
     assert eicil.nb.from_repo_root() == ROOT and Path.cwd() == ROOT
     monkeypatch.chdir(tmp_path)
     assert eicil.nb.from_repo_root() == tmp_path
+
+
+def test_from_repo_root_finds_the_checkout_the_notebook_sits_in(tmp_path, monkeypatch):
+    """A second clone (or a non-editable install): the root is the notebook's checkout, not the one
+    eicil was installed from."""
+    clone = tmp_path / "clone"
+    (clone / "notebooks").mkdir(parents=True)
+    (clone / "configs").mkdir()
+    monkeypatch.chdir(clone / "notebooks")
+    assert eicil.nb.from_repo_root() == clone.resolve()
+    (tmp_path / "other" / "notebooks").mkdir(parents=True)  # a notebooks/ folder of no checkout stays put
+    monkeypatch.chdir(tmp_path / "other" / "notebooks")
+    assert eicil.nb.from_repo_root() == (tmp_path / "other" / "notebooks").resolve()
 
 
 def test_stdp_window_matches_the_trace_rule():
@@ -157,12 +170,13 @@ def test_stdp_window_matches_the_trace_rule():
 def test_stdp_vs_backprop_reports_every_recorded_synapse():
     from spikingjelly.activation_based import functional
 
-    from eicil.models import create_model, stdp_layers
+    from eicil.cycle import stdp_targets
+    from eicil.models import create_model
     from eicil.stdp import SpikeRecorder, post_neurons
     torch.manual_seed(0)
     model = create_model("csnn", in_channels=1, num_classes=10, width=0.5, hidden=16)
     x = torch.rand(4, 8, 1, 8, 8)
-    synapses = stdp_layers(model, "stdp-conv") + [model.fc_hidden]
+    synapses = stdp_targets(model, "stdp-conv") + [model.fc_hidden]
     recorder = SpikeRecorder(post_neurons(model, x, synapses))
     functional.reset_net(model)
     model(x).sum().backward()
@@ -198,3 +212,15 @@ def test_train_notebook_rejects_a_misspelled_parameter(tmp_path):
                                    parameters={"epohcs": 3, "profile": "smoke", "out": str(tmp_path / "runs")},
                                    kernel_name="python3", progress_bar=False, cwd=str(ROOT))
     assert not (tmp_path / "runs").exists()  # it stopped before training anything
+
+
+def test_window_explorer_redraws_when_a_control_moves(monkeypatch):
+    drawn = []
+    real = eicil.plots.stdp_window
+    monkeypatch.setattr(eicil.plots, "stdp_window", lambda *a, **kw: drawn.append((a, kw)) or real(*a, **kw))
+    box = eicil.plots.window_explorer(4, 2.0, 100.0, "clamp")
+    tau_pre, tau_post, dep = box.children[0].children
+    assert drawn[-1] == ((4, 2.0, 100.0), {"kinds": ("clamp",)})  # the starting state is drawn once
+    tau_pre.value = 5.0
+    dep.value = "soft"
+    assert drawn[-1] == ((4, 5.0, 100.0), {"kinds": ("soft",)})

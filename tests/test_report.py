@@ -10,7 +10,7 @@ import pytest
 from eicil import records
 from eicil.report import (SINGLE_SEED_NOTE, build_report, figure2, load_curves, load_runs, table1, table2,
                           write_tables)
-from eicil.stats import holm, welch_p
+from scipy import stats as sps
 
 EPOCHS = 5
 SCHEDULES = {
@@ -31,11 +31,11 @@ RUNS = [
 ]
 
 
-def write_run(root, method, k, seed, test_acc, status, model="resnet18", dataset="cifar10"):
+def write_run(root, method, k, seed, test_acc, status, model="resnet18", dataset="cifar10", extra=None):
     path = root / model / dataset / f"{method}_k{k}" / f"seed{seed}"
-    schedule = SCHEDULES[(method, k)]
+    schedule = SCHEDULES.get((method, k), [method] * EPOCHS)
     config = {"model": model, "dataset": dataset, "method": method, "k": k, "seed": seed, "epochs": EPOCHS,
-              "handoff": "best"}
+              "handoff": "best", **(extra or {})}
     records.write_json(path / "config.json", {"config": config, "git": "test", "versions": {}, "schedule": schedule})
     # The test curve climbs linearly to test_acc; a train row checks that only test acc is read.
     metrics = [row for epoch, mechanism in enumerate(schedule, 1) for row in (
@@ -73,7 +73,9 @@ def cell(table, **keys):
 def test_load_runs_keeps_complete_runs_only(root, runs):
     assert len(runs) == 12 and set(runs["status"]) == {"complete"}
     assert len(load_runs(root, status=None)) == len(RUNS)
-    assert runs["handoff"].eq("best").all()  # other config fields come along for filtering
+    cycles = runs["method"].isin(["gsi", "gsgi"])
+    assert runs.loc[cycles, "handoff"].eq("best").all()  # other config fields come along for filtering
+    assert runs.loc[~cycles, "handoff"].isna().all()  # ... empty where the method ignores them
     assert pd.isna(cell(runs, method="stdp-bw")["k"])
 
 
@@ -85,7 +87,9 @@ def test_table1_statistics(runs):
     assert gs["ci_low"] < 89.2 < gs["ci_high"]
     assert gsgi["k"] == 5 and gsgi["n"] == 3 and gsgi["mean"] == pytest.approx(91.2)
     assert gsgi["delta_vs_gs"] == pytest.approx(2.0)
-    assert gsgi["p_vs_gs"] == pytest.approx(welch_p([91.0, 91.2, 91.4], [89.0, 89.2, 89.4]))
+    # two groups with equal spread: t = 2 / sqrt(2 * 0.04 / 3), Welch df = 4
+    t_stat = 2.0 / math.sqrt(2 * 0.04 / 3)
+    assert gsgi["p_vs_gs"] == pytest.approx(2 * sps.t.sf(t_stat, 4))
     assert gsgi["p_vs_gs"] < 0.01
     assert gsi["n"] == 3 and gsi["p_vs_gs"] > 0.5  # the "running" seed 3 is not counted
     assert math.isnan(gs["p_vs_gs"])
@@ -95,8 +99,12 @@ def test_table1_holm_and_paper(runs):
     t = table1(runs)
     tested = t["p_vs_gs"].notna()
     assert tested.sum() == 2  # stdp-bw has one seed, gs is the baseline
-    assert t["p_holm"][tested].tolist() == pytest.approx(holm(t["p_vs_gs"][tested].tolist()))
-    assert cell(t, method="gsgi")["p_holm"] == pytest.approx(2 * cell(t, method="gsgi")["p_vs_gs"])
+    gsgi, gsi = cell(t, method="gsgi"), cell(t, method="gsi")
+    p_gsi = sps.ttest_ind([89.1, 89.3, 88.9], [89.0, 89.2, 89.4], equal_var=False).pvalue
+    assert gsi["p_vs_gs"] == pytest.approx(p_gsi)
+    # Holm by hand, m = 2: the smaller p doubled, the larger kept at least that
+    assert gsgi["p_holm"] == pytest.approx(2 * gsgi["p_vs_gs"])
+    assert gsi["p_holm"] == pytest.approx(max(p_gsi, 2 * gsgi["p_vs_gs"]))
     assert cell(t, method="gs")["paper"] == 89.39
     assert cell(t, method="gsgi")["paper"] == 90.34
 
@@ -122,7 +130,9 @@ def test_table2_per_k_with_paper(runs):
     assert k3["n"] == 2 and k3["mean"] == pytest.approx(90.2) and k3["paper"] == 90.26
     assert cell(t, k=5, method="gsi")["paper"] == 90.46
     assert cell(t, k=5, method="gsgi")["paper"] == 90.58
-    assert t["p_holm"].tolist() == pytest.approx(holm(t["p_vs_gs"].tolist()))
+    p = t["p_vs_gs"].tolist()
+    assert all(h == pytest.approx(min(1.0, 3 * min(p))) or h >= min(p) for h in t["p_holm"])
+    assert min(t["p_holm"]) == pytest.approx(min(1.0, 3 * min(p)))  # m = 3 tested rows
 
 
 def test_best_test_metric(runs):
@@ -134,6 +144,41 @@ def test_repeated_seed_is_refused(tmp_path):
     write_run(tmp_path / "b", "gs", 5, 0, 0.9, "complete")
     with pytest.raises(ValueError, match="repeat"):
         table1(load_runs(tmp_path))
+
+
+def test_runs_that_differ_in_a_setting_are_split_not_pooled(tmp_path):
+    """Two stdp_lr values of gsgi: a row each, both compared with the one gs (which uses no STDP)."""
+    for seed, acc in enumerate((0.890, 0.892, 0.894)):
+        write_run(tmp_path, "gs", 5, seed, acc, "complete", extra={"stdp_lr": 0.01})
+    for lr, base in ((0.01, 0.890), (1.0, 0.910)):
+        for seed in range(3):
+            write_run(tmp_path / f"lr{lr}", "gsgi", 5, seed, base + 0.002 * seed, "complete", extra={"stdp_lr": lr})
+    runs = load_runs(tmp_path)
+    assert pd.isna(runs.loc[runs["method"] == "gs", "stdp_lr"]).all()  # gs ignores stdp_lr
+    t = table1(runs)
+    assert list(t.columns[:5]) == ["model", "dataset", "stdp_lr", "method", "k"]
+    low, high = cell(t, method="gsgi", stdp_lr=0.01), cell(t, method="gsgi", stdp_lr=1.0)
+    assert low["n"] == high["n"] == 3
+    assert low["mean"] == pytest.approx(89.2) and high["mean"] == pytest.approx(91.2)
+    assert high["delta_vs_gs"] == pytest.approx(2.0) and low["delta_vs_gs"] == pytest.approx(0.0)
+    md = write_tables(t, tmp_path / "out", "table1")[1].read_text()
+    assert md.startswith("| model | dataset | stdp_lr | method | k |")
+    fig_dir = tmp_path / "fig"
+    figure2(load_curves(tmp_path), fig_dir)
+    plotted = pd.read_csv(fig_dir / "figure2.csv")
+    assert sorted(plotted.loc[plotted["method"] == "gsgi", "stdp_lr"].unique()) == [0.01, 1.0]
+
+
+def test_a_setting_of_a_cycle_splits_the_control_too(tmp_path):
+    for handoff, shift in (("last", 0.0), ("best", 0.02)):
+        for method, base in (("gsni", 0.890), ("gsgi", 0.900)):
+            for seed in range(2):
+                write_run(tmp_path / handoff, method, 5, seed, base + shift + 0.002 * seed, "complete",
+                          extra={"handoff": handoff})
+    from eicil.report import control
+    table = control(load_runs(tmp_path))
+    assert sorted(table["handoff"]) == ["best", "last"]
+    assert table["delta_vs_gsni"].tolist() == pytest.approx([1.0, 1.0])  # each against its own gsni
 
 
 def test_write_tables(runs, tmp_path):
@@ -183,6 +228,8 @@ def test_control_compares_cycles_with_gsni_of_the_same_k(tmp_path):
     assert list(table.index) == ["gsi", "gsgi"]
     assert table.loc["gsgi", "delta_vs_gsni"] == pytest.approx(2.0)
     assert table.loc["gsgi", "p_vs_gsni"] < 0.01 < table.loc["gsi", "p_vs_gsni"]
-    assert list(table["p_holm"]) == pytest.approx(holm(list(table["p_vs_gsni"])))
+    p_gsgi, p_gsi = table.loc["gsgi", "p_vs_gsni"], table.loc["gsi", "p_vs_gsni"]
+    assert p_gsgi == pytest.approx(sps.ttest_ind([91.0, 91.2, 91.4], [89.0, 89.2, 89.4], equal_var=False).pvalue)
+    assert list(table["p_holm"]) == pytest.approx([max(p_gsi, 2 * p_gsgi), 2 * p_gsgi])
     md = write_tables(table.reset_index(), tmp_path / "out", "control")[1].read_text()
     assert "delta vs gsni" in md

@@ -4,8 +4,9 @@ import torch
 from spikingjelly.activation_based import functional, layer, learning
 from torch import nn
 
-from eicil.models import create_model, stdp_layers
-from eicil.stdp import SpikeRecorder, delta_w, n_terms, post_neurons, soft_bound, stdp_step, trace
+from eicil.cycle import stdp_targets
+from eicil.models import create_model
+from eicil.stdp import SpikeRecorder, delta_w, n_terms, post_neurons, weight_dependence, stdp_step, trace
 
 TAU_PRE, TAU_POST = 2.0, 100.0
 
@@ -44,7 +45,7 @@ def test_conv_matches_spikingjelly(shape, weight_dep):
     conv.weight.data.mul_(3)  # reach |w| > 1 so the clamp matters
     pre = spikes(4, 3, cin, size, size)
     post = spikes(*conv(pre).shape, seed=1)
-    f_pre, f_post = soft_bound(weight_dep)
+    f_pre, f_post = weight_dependence(weight_dep)
     want = reference(conv, pre, post, f_pre, f_post)
     got = delta_w(conv, pre, post, tau_pre=TAU_PRE, tau_post=TAU_POST, f_pre=f_pre, f_post=f_post)
     assert got.shape == conv.weight.shape
@@ -56,7 +57,7 @@ def test_conv_matches_spikingjelly(shape, weight_dep):
 def test_linear_matches_spikingjelly(weight_dep):
     lin = layer.Linear(7, 5, step_mode="m")
     pre, post = spikes(6, 4, 7, p=0.4), spikes(6, 4, 5, p=0.4, seed=2)
-    f_pre, f_post = soft_bound(weight_dep) if weight_dep else (None, None)
+    f_pre, f_post = weight_dependence(weight_dep) if weight_dep else (None, None)
     kw = dict(f_pre=f_pre, f_post=f_post) if weight_dep else {}
     want = reference(lin, pre, post, **{"f_pre": lambda w: w, "f_post": lambda w: w, **kw})
     got = delta_w(lin, pre, post, tau_pre=TAU_PRE, tau_post=TAU_POST, f_pre=f_pre, f_post=f_post)
@@ -82,7 +83,7 @@ def test_causal_pair_potentiates_anticausal_depresses():
 
 def test_post_neurons_follow_execution_order():
     model = create_model("resnet18", in_channels=3, num_classes=4, width=0.125, hidden=8)
-    convs = stdp_layers(model, "stdp-conv")
+    convs = stdp_targets(model, "stdp-conv")
     found = post_neurons(model, torch.rand(2, 1, 3, 8, 8), convs + [model.fc_hidden])
     block = model.features[3][2]  # first block of stage 2: has a downsample conv
     assert found[block.conv1] is block.sn1
@@ -114,7 +115,9 @@ def test_recorder_keeps_references_without_graphs():
     assert list(rec.records()) == []
 
 
-def test_stdp_step_applies_normalised_update():
+@pytest.mark.parametrize("weight_dep", ["soft", "clamp"])
+def test_stdp_step_applies_normalised_update(weight_dep):
+    torch.manual_seed(0)
     model = create_model("csnn", in_channels=1, num_classes=10, width=0.5, hidden=16)
     x = torch.rand(4, 8, 1, 8, 8)
     pairs = post_neurons(model, x, [model.fc_hidden])
@@ -122,19 +125,23 @@ def test_stdp_step_applies_normalised_update():
     rec = SpikeRecorder(pairs)
     model(x)
     (_, pre, post), = list(rec.records())
-    f_pre, f_post = soft_bound("soft")
+    assert pre.sum() > 0 and post.sum() > 0  # spikes on both sides: the step cannot be zero by accident
+    f_pre, f_post = weight_dependence(weight_dep)
     want = delta_w(model.fc_hidden, pre, post, tau_pre=2, tau_post=100, f_pre=f_pre, f_post=f_post)
     w0 = model.fc_hidden.weight.detach().clone()
     b0 = model.fc_hidden.bias.detach().clone()
-    stdp_step(rec, lr=0.5, tau_pre=2, tau_post=100, weight_dep="soft")
-    torch.testing.assert_close(model.fc_hidden.weight.detach() - w0, 0.5 * want / (4 * 8))
+    change = stdp_step(rec, lr=0.5, tau_pre=2, tau_post=100, weight_dep=weight_dep)
+    moved = model.fc_hidden.weight.detach() - w0
+    assert moved.abs().max() > 0
+    torch.testing.assert_close(moved, 0.5 * want / (4 * 8))  # n_terms = T x batch for a Linear
+    assert change.item() == pytest.approx(moved.abs().mean().item(), rel=1e-5)
     torch.testing.assert_close(model.fc_hidden.bias.detach(), b0)  # STDP never touches bias
     assert list(rec.records()) == []
 
 
 def test_bad_weight_dependence():
     with pytest.raises(ValueError, match="soft or clamp"):
-        soft_bound("hard")
+        weight_dependence("hard")
 
 
 def test_post_neurons_leaves_batchnorm_statistics_alone():

@@ -28,6 +28,9 @@ SMOKE = {"profile": "smoke", "settings": {"epochs": 1, "train_subset": 64},
     ({"grids": [{"seed": [0], "out": ["x"]}]}, "'out' is set by the sweep"),
     ({"profile": "gpu", "grids": [{"seed": [0]}]}, "unknown profile"),
     ({"grids": []}, "at least one grid"),
+    ({"settings": {"epochs": "ten"}, "grids": [{"seed": [0]}]}, "epochs must be an integer, got 'ten'"),
+    ({"grids": [{"method": ["gsi"], "k": [2.5]}]}, "k must be an integer, got 2.5"),
+    ({"grids": [{"method": ["gsi"], "handoff": ["first"]}]}, "handoff must be last or best, got 'first'"),
 ])
 def test_bad_configs_name_the_offending_item(tmp_path, capsys, cfg, needle):
     code = main(["sweep", str(write(tmp_path, cfg)), "--out", str(tmp_path / "runs"), "--quiet"])
@@ -72,3 +75,19 @@ def test_ray_sweep_on_a_local_instance(tmp_path):
         assert all(r["error"].startswith("skipped") for r in again)
     finally:
         ray.shutdown()
+
+
+def test_settings_a_method_ignores_make_one_run(tmp_path):
+    jobs = expand({"grids": [{"method": ["gs", "gsgi"], "k": [5], "stdp_lr": [0.1, 1.0], "handoff": ["last", "best"],
+                              "seed": [0]}]}, tmp_path)
+    names = sorted(j.name for j in jobs)
+    assert names[0] == "csnn-digits-gs-s0" and len(names) == 1 + 4  # gs once; gsgi per stdp_lr and handoff
+    assert "stdp_lr" not in jobs[0].params and "handoff" not in jobs[0].params
+
+
+def test_cpu_jobs_get_their_share_of_threads(monkeypatch):
+    from eicil.jobs import cpu_threads
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert cpu_threads(2.0) == {"OMP_NUM_THREADS": "2"} and cpu_threads(0.5) == {"OMP_NUM_THREADS": "1"}
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cpu_threads(2.0) == {}  # the user's own setting wins
