@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 OUT ?= runs/cpu
 JOBS ?= 2
 
-.PHONY: install run test bench figures clean
+.PHONY: install run test bench data study dose clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,23 @@ run: $(STAMP)
 	$(VENV)/bin/eicil report $(OUT) --figures figures
 	@echo "Tables and Figure 2: figures/ (table1.md, control.md, table2.md, figure2.png); run records: $(OUT)/"
 
+# MNIST and CIFAR-10 into data/ through torchvision (needs a network once; or put the files there).
+data: $(STAMP)
+	$(PY) -c "from eicil.data import build_data; [build_data(d, data_root='data', download=True) for d in ('mnist', 'cifar10')]"
+
+# The CPU-scale paper study (configs/study.yaml; needs `make data`) and the STDP dose-response on
+# digits (configs/dose.yaml); sweeps resume, so an interrupted study continues where it stopped.
+study: $(STAMP)
+	$(VENV)/bin/eicil sweep configs/study.yaml --out runs/study --jobs $(JOBS)
+	$(VENV)/bin/eicil report runs/study --figures figures/study --k 3
+	$(MAKE) dose
+
+dose: $(STAMP)
+	$(VENV)/bin/eicil sweep configs/dose.yaml --out runs/dose --jobs $(JOBS)
+	$(VENV)/bin/eicil report runs/dose --figures figures/dose
+
 test: $(STAMP)
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider --durations=8
 
 # STDP speed, epoch-time and memory ratios; the printed report is kept in figures/bench_stdp_cpu.txt
 bench: $(STAMP)

@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--gpus-per-run", type=float, default=None,
                    help="Ray: GPUs each run asks for; fractions share a GPU (default: 1 if the cluster has GPUs, else 0)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
-    r = sub.add_parser("report", help="Table 1, Table 2 and Figure 2 from run directories",
+    r = sub.add_parser("report", help="Tables 1-2, the controls, verdicts, forest plots, Figure 2 and accuracy "
+                                      "against STDP dose from run directories",
                        allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     r.add_argument("runs", help="folder holding run directories")
     r.add_argument("--figures", default=None,
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--num-classes", type=int, default=10, help="output classes")
     i.add_argument("--width", type=float, default=1.0, help="channel multiplier")
     i.add_argument("--hidden", type=int, default=Config.hidden, help="units of the spiking hidden Linear")
+    i.add_argument("--image-size", type=int, default=32, help="input height = width (sizes csnn's head)")
     return parser
 
 
@@ -111,8 +113,8 @@ def _info(args) -> int:
     if args.model not in MODELS:
         raise ConfigError(f"unknown model {args.model!r}; choose one of {', '.join(MODELS)}")
     model = create_model(args.model, in_channels=args.in_channels, num_classes=args.num_classes,
-                         width=args.width, hidden=args.hidden)
-    for mech in [m for m, row in cycle.MECHANISMS.items() if row.stdp]:
+                         width=args.width, hidden=args.hidden, image_size=args.image_size)
+    for mech in [m for m, row in cycle.MECHANISMS.items() if row.move == "stdp"]:
         s = ei_split(model, mech)
         print(f"{mech:11s} inhibitory params {s['param_share_inhibitory']:6.1%} "
               f"({s['params_inhibitory']}/{s['params_total']}), layers {s['layer_share_inhibitory']:6.1%} "

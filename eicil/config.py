@@ -43,6 +43,7 @@ class Config:
     handoff: str = "last"  # on a mechanism change: last (continue) | best (reload best-val weights)
     val_fraction: float = 0.1  # share of the training set held out for model selection
     train_subset: int = 0  # train on this many examples (0: all), for quick checks
+    test_subset: int = 0  # score on this many test examples (0: all): one fixed subset for every run
     augment: bool = False  # the paper's crops/flips/rotations (never flips digits)
     seed: int = 0  # seeds weights, validation split and data order
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -101,7 +102,7 @@ def validate(cfg: Config) -> Config:
     try:
         check_model(cfg.model, cfg.width, cfg.hidden, cfg.stem)
         check_data(cfg.dataset, val_fraction=cfg.val_fraction, batch_size=cfg.batch_size,
-                   train_subset=cfg.train_subset, num_workers=cfg.num_workers)
+                   train_subset=cfg.train_subset, test_subset=cfg.test_subset, num_workers=cfg.num_workers)
         cycle.check_method(cfg.method)
         cycle.check_k(cfg.k)  # a K of 0 is a typo even where the method ignores K
         cycle.check_handoff(cfg.handoff)

@@ -13,27 +13,47 @@ from torch import nn
 
 @dataclass(frozen=True)
 class Mechanism:
-    stdp: str  # synapses STDP trains: "" none | "hidden" the spiking hidden Linear | "convs" every Conv2d
-    backprop_on_stdp: bool  # backprop (Adam) still updates the STDP synapses
+    targets: str  # synapses treated specially: "" none | "hidden" the spiking hidden Linear | "convs" every Conv2d
+    move: str  # what moves the targets besides backprop: "stdp" | "shrink" (a step of STDP's size along -w) | "none"
+    backprop_on_targets: bool  # backprop (Adam) still updates the targets
     optimizer_steps: bool  # Adam steps at all; False: forward/backward only (BN statistics still move)
 
 
 EXCITATORY = "gs"
 MECHANISMS = {
-    "gs": Mechanism(stdp="", backprop_on_stdp=True, optimizer_steps=True),
-    "stdp-bw": Mechanism(stdp="hidden", backprop_on_stdp=False, optimizer_steps=True),
-    "stdp-conv": Mechanism(stdp="convs", backprop_on_stdp=False, optimizer_steps=True),
-    "stdp-bw-gs": Mechanism(stdp="convs", backprop_on_stdp=True, optimizer_steps=True),
-    "null": Mechanism(stdp="", backprop_on_stdp=True, optimizer_steps=False),  # the released code's
+    "gs": Mechanism("", "none", True, True),
+    "stdp-bw": Mechanism("hidden", "stdp", False, True),
+    "stdp-conv": Mechanism("convs", "stdp", False, True),
+    "stdp-bw-gs": Mechanism("convs", "stdp", True, True),
+    "null": Mechanism("", "none", True, False),  # what the released code's "STDP" epochs did
+    # Controls that isolate STDP (docs/method.md, Controls): the same targets frozen, or moved by a
+    # weight decay whose step matches the STDP step's size, layer by layer and batch by batch.
+    "frozen-bw": Mechanism("hidden", "none", False, True),
+    "frozen-conv": Mechanism("convs", "none", False, True),
+    "shrink-bw": Mechanism("hidden", "shrink", False, True),
+    "shrink-conv": Mechanism("convs", "shrink", False, True),
+    "shrink-bw-gs": Mechanism("convs", "shrink", True, True),
 }
-SINGLE = ("gs", "stdp-bw", "stdp-conv", "stdp-bw-gs")  # methods that use one mechanism every epoch
-CYCLES = {"gsi": "stdp-bw", "gsgi": "stdp-bw-gs", "gsni": "null"}  # cycle method -> inhibitory partner of gs
+SINGLE = tuple(m for m in MECHANISMS if m != "null")  # methods that use one mechanism every epoch
+CYCLES = {  # cycle method -> the partner of gs
+    "gsi": "stdp-bw", "gsgi": "stdp-bw-gs", "gsni": "null",
+    "gsi-frozen": "frozen-bw", "gsi-shrink": "shrink-bw", "gsgi-shrink": "shrink-bw-gs",
+}
 METHODS = SINGLE + tuple(CYCLES)
+PAPER_METHODS = ("gs", "stdp-bw", "stdp-conv", "stdp-bw-gs", "gsi", "gsgi")
+# Each STDP method's isolating controls: the runs that differ from it only by STDP.
+CONTROLS = {
+    "stdp-bw": ("frozen-bw", "shrink-bw"),
+    "stdp-conv": ("frozen-conv", "shrink-conv"),
+    "stdp-bw-gs": ("gs", "shrink-bw-gs"),
+    "gsi": ("gsni", "gsi-frozen", "gsi-shrink"),
+    "gsgi": ("gsni", "gsgi-shrink"),
+}
 HANDOFFS = ("last", "best")  # on a mechanism change: continue, or reload the best-validation weights
 
 # Settings that change what a run computes only for some methods; elsewhere they are unused defaults,
 # so the report and the sweep neither split nor name runs by them.
-STDP_SETTINGS = ("stdp_lr", "stdp_norm", "weight_dep", "tau_pre", "tau_post")
+STDP_SETTINGS = ("stdp_lr", "stdp_norm", "stdp_coupling", "weight_dep", "tau_pre", "tau_post")
 CYCLE_SETTINGS = ("k", "handoff")
 
 
@@ -66,7 +86,8 @@ def inhibitory(method: str) -> str:
 
 
 def uses_stdp(method: str) -> bool:
-    return MECHANISMS[inhibitory(method)].stdp != ""
+    """Whether the method computes STDP updates (to apply them, or to match a shrinkage step to them)."""
+    return MECHANISMS[inhibitory(method)].move in ("stdp", "shrink")
 
 
 def relevant(method: str, setting: str) -> bool:
@@ -99,8 +120,8 @@ def schedule(method: str, k: int, epochs: int) -> list[str]:
 
 
 def stdp_targets(model: nn.Module, mechanism: str) -> list[nn.Module]:
-    """The synapses a mechanism trains with STDP; `model` ends in fc_hidden -> IF -> fc_out."""
-    kind = MECHANISMS[mechanism].stdp
+    """The synapses a mechanism treats specially; `model` ends in fc_hidden -> IF -> fc_out."""
+    kind = MECHANISMS[mechanism].targets
     if kind == "hidden":
         return [model.fc_hidden]
     if kind == "convs":
@@ -108,12 +129,18 @@ def stdp_targets(model: nn.Module, mechanism: str) -> list[nn.Module]:
     return []
 
 
+def recorded(model: nn.Module, mechanism: str) -> list[nn.Module]:
+    """The synapses whose spikes a mechanism records: its targets where STDP (or a step matched to
+    STDP's size) moves them."""
+    return stdp_targets(model, mechanism) if MECHANISMS[mechanism].move != "none" else []
+
+
 def all_stdp_targets(model: nn.Module) -> list[nn.Module]:
-    """Every synapse some mechanism trains with STDP, each once, in module order."""
+    """Every synapse some mechanism treats specially, each once, in module order."""
     wanted = {id(m) for mech in MECHANISMS for m in stdp_targets(model, mech)}
     return [m for m in model.modules() if id(m) in wanted]
 
 
 def frozen(model: nn.Module, mechanism: str) -> list[nn.Module]:
-    """The synapses whose backprop update a mechanism drops (STDP alone trains them)."""
-    return [] if MECHANISMS[mechanism].backprop_on_stdp else stdp_targets(model, mechanism)
+    """The synapses whose backprop update a mechanism drops."""
+    return [] if MECHANISMS[mechanism].backprop_on_targets else stdp_targets(model, mechanism)

@@ -168,8 +168,15 @@ def _split(n: int, val_fraction: float, seed: int, train_subset: int) -> tuple[l
     return (train[:train_subset] if train_subset else train), order[:n_val]
 
 
+def _test_subset(test: Dataset, n: int) -> Dataset:
+    """The first n of one fixed shuffle of the test set (seed 0): the same images for every run."""
+    if not n or n >= len(test):
+        return test
+    return Subset(test, torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:n].tolist())
+
+
 def check_data(dataset: str, *, val_fraction: float = 0.1, batch_size: int = 64, train_subset: int = 0,
-               num_workers: int = 0) -> None:
+               test_subset: int = 0, num_workers: int = 0) -> None:
     """The settings build_data() takes, checked without touching any file."""
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}; choose one of: {', '.join(DATASETS)}")
@@ -180,17 +187,19 @@ def check_data(dataset: str, *, val_fraction: float = 0.1, batch_size: int = 64,
         raise DataError(f"batch_size must be >= 1, got {batch_size}")
     if train_subset < 0:
         raise DataError(f"train_subset must be >= 0 (0 = all), got {train_subset}")
+    if test_subset < 0:
+        raise DataError(f"test_subset must be >= 0 (0 = all), got {test_subset}")
     if num_workers < 0:
         raise DataError(f"num_workers must be >= 0, got {num_workers}")
 
 
 def build_data(dataset: str, *, data_root: str = "data", download: bool = False, batch_size: int = 64,
                val_fraction: float = 0.1, seed: int = 0, augment: bool = False, train_subset: int = 0,
-               num_workers: int = 0, pin_memory: bool = False,
+               test_subset: int = 0, num_workers: int = 0, pin_memory: bool = False,
                fake_shape: tuple[int, int, int] = (3, 32, 32), fake_classes: int = 10,
                fake_train: int = 600, fake_test: int = 200) -> Data:
     check_data(dataset, val_fraction=val_fraction, batch_size=batch_size, train_subset=train_subset,
-               num_workers=num_workers)
+               test_subset=test_subset, num_workers=num_workers)
     if dataset == "digits":
         source = _digits()
     elif dataset == "fake":
@@ -207,5 +216,5 @@ def build_data(dataset: str, *, data_root: str = "data", download: bool = False,
 
     return Data(train=loader(Subset(source.train, train_idx), True),
                 val=loader(Subset(source.train_plain, val_idx), False),
-                test=loader(source.test, False),
+                test=loader(_test_subset(source.test, test_subset), False),
                 in_channels=source.in_channels, num_classes=source.num_classes, image_size=source.image_size)

@@ -1,6 +1,8 @@
-"""Tables 1 and 2 and Figure 2 from run directories: means over seeds, spread, Welch/Holm, paper beside.
+"""Tables 1 and 2 and Figure 2 from run directories: means over seeds, spread, Welch/Holm, paper beside;
+the controls that isolate STDP, a verdict per claim, forest plots and accuracy against STDP's dose.
 
-Accuracies are fractions in the run records and percent in every table and figure.
+Accuracies are fractions in the run records and percent (differences: percentage points) in every
+table and figure.
 """
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import math
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
@@ -15,20 +18,40 @@ from matplotlib.ticker import MaxNLocator
 
 from eicil import cycle, records
 from eicil.config import RUN_IRRELEVANT, TYPES
-from eicil.cycle import METHODS
+from eicil.cycle import METHODS, PAPER_METHODS
 from eicil.paper import paper_acc
-from eicil.stats import holm, summarize, welch_p
+from eicil.stats import diff_ci, holm, mde, summarize, welch_p
 
 # Rows follow the paper's order (its Table 1 lists models and methods this way), not the alphabet.
 ORDER = {column: {name: i for i, name in enumerate(names)} for column, names in {
     "model": ("resnet18", "vgg11", "ei_net", "csnn"),
     "dataset": ("cifar10", "cifar100", "mnist", "digits", "fake"),
-    "method": METHODS,
+    # the paper's methods in its order, then the controls in registry order
+    "method": PAPER_METHODS + tuple(m for m in METHODS if m not in PAPER_METHODS),
 }.items()}
+ORDER["control"] = ORDER["method"]
 RUN_COLUMNS = ["model", "dataset", "method", "k", "seed", "test_acc", "best_test_acc", "best_val_acc",
-               "epochs", "status", "path"]
+               "stdp_dose", "stdp_rel_step", "epochs", "status", "path"]
 CURVE_COLUMNS = ["model", "dataset", "method", "k", "seed", "epoch", "mechanism", "value"]
-STAT_COLUMNS = ["mean", "std", "n", "ci_low", "ci_high", "delta_vs_gs", "p_vs_gs", "p_holm", "paper", "note"]
+
+
+def _stat_columns(base: str) -> list[str]:
+    # diff_low/diff_high: the Welch 95% interval of the difference; mde: the smallest difference the
+    # test detects with 80% power (percentage points), so a miss can be read as "too small to see".
+    return ["mean", "std", "n", "ci_low", "ci_high", f"delta_vs_{base}", "diff_low", "diff_high",
+            f"p_vs_{base}", "p_holm", "mde", "paper", "note"]
+
+
+STAT_COLUMNS = _stat_columns("gs")
+# The controls table: a method's cell, its control's cell, and the difference between them.
+CONTROLS_COLUMNS = ["mean", "std", "n", "ci_low", "ci_high", "control_mean", "control_std", "control_n",
+                    "delta", "diff_low", "diff_high", "p", "p_holm", "mde", "verdict", "note"]
+VERSUS = ("delta", "diff_low", "diff_high", "p", "mde")
+ALPHA = 0.05  # the Holm-adjusted level a verdict calls significant
+UNTESTED = "not tested (n < 2 or no spread)"
+CLAIMS = ("gsgi", "gsi", "stdp-bw", "stdp-bw-gs")  # the paper's Table 1 claims: each beats gs
+SIGNS = {1: ">", 0: "=", -1: "<"}
+FIGURE_EXTS = ("png", "svg", "csv")
 FIGURE_COLUMNS = ["model", "dataset", "method", "k", "epoch", "mechanism", "mean", "ci_low", "ci_high", "n"]
 SINGLE_SEED_NOTE = "n=1: demonstration, not a result"
 # Config fields that say what a run computed, beyond the named columns and the seed.
@@ -53,6 +76,7 @@ def load_runs(root: Path | str, status: str | None = "complete") -> pd.DataFrame
             "k": config.get("k") if cycle.uses_k(method) else None,
             "seed": config["seed"], "test_acc": summary.get("test_acc"),
             "best_test_acc": summary.get("best_test_acc"), "best_val_acc": summary.get("best_val_acc"),
+            "stdp_dose": _number(summary.get("stdp_dose")), "stdp_rel_step": _number(summary.get("stdp_rel_step")),
             "epochs": config["epochs"], "status": summary["status"], "path": str(path),
         }
         extra = {key: v if cycle.relevant(method, key) else None for key, v in config.items()
@@ -63,6 +87,11 @@ def load_runs(root: Path | str, status: str | None = "complete") -> pd.DataFrame
     if status is not None:
         runs = runs[runs["status"] == status]
     return runs.reset_index(drop=True)
+
+
+def _number(value) -> float:
+    """A summary field as a float: NaN when missing or null (older runs, runs without STDP)."""
+    return math.nan if value is None else float(value)
 
 
 def split_settings(runs: pd.DataFrame) -> list[str]:
@@ -115,33 +144,59 @@ def _compare(runs: pd.DataFrame, keys: list[str], metric: str, base: str = "gs",
              methods: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Statistics per cell of `keys` (rows of `methods`, default all), each compared with the runs of
     method `base` of the same model and dataset that agree on every key `base` uses."""
-    repeated = runs[runs.duplicated(keys + ["seed"], keep=False)]
-    if len(repeated):  # identical settings and seed twice: pooling would inflate n
-        raise ValueError(f"runs repeat the same settings and seed: {sorted(repeated['path'])}; "
-                         "report them from separate folders")
+    _refuse_repeats(runs, keys)
     rows = []
     for cell, group in runs.groupby(keys, dropna=False, sort=False):
         info = dict(zip(keys, cell))
         if methods is not None and info["method"] not in methods:
             continue
-        match = runs["method"] == base
-        for c in keys:
-            if c != "method" and cycle.relevant(base, c):
-                match &= _same(runs[c], info[c])
         acc = group[metric].to_numpy(float) * 100
-        base_acc = runs.loc[match, metric].to_numpy(float) * 100
-        compared = info["method"] != base and len(base_acc) > 0
+        base_acc = runs.loc[_matching(runs, base, info, keys), metric].to_numpy(float) * 100
+        versus = _versus(acc, base_acc) if info["method"] != base else dict.fromkeys(VERSUS, math.nan)
         stats = summarize(acc)
         rows.append({
-            **info, **stats,
-            f"delta_vs_{base}": stats["mean"] - base_acc.mean() if compared else math.nan,
-            f"p_vs_{base}": welch_p(acc, base_acc) if compared else math.nan,
+            **info, **stats, f"delta_vs_{base}": versus["delta"], "diff_low": versus["diff_low"],
+            "diff_high": versus["diff_high"], f"p_vs_{base}": versus["p"], "mde": versus["mde"],
             "note": SINGLE_SEED_NOTE if min(stats["n"], len(base_acc) or 1) == 1 else "",
         })
-    columns = keys + STAT_COLUMNS[:5] + [f"delta_vs_{base}", f"p_vs_{base}", "note"]
+    columns = keys + [c for c in _stat_columns(base) if c not in ("p_holm", "paper")]
     table = pd.DataFrame(rows, columns=columns)
     table["p_holm"] = holm(table[f"p_vs_{base}"]) if len(table) else []
     return _sorted(table, keys)
+
+
+def _refuse_repeats(runs: pd.DataFrame, keys: list[str]) -> None:
+    repeated = runs[runs.duplicated(keys + ["seed"], keep=False)]
+    if len(repeated):  # identical settings and seed twice: pooling would inflate n
+        raise ValueError(f"runs repeat the same settings and seed: {sorted(repeated['path'])}; "
+                         "report them from separate folders")
+
+
+def _matching(runs: pd.DataFrame, base: str, info: dict, keys: list[str]) -> pd.Series:
+    """The runs of method `base` that agree with a cell on every key `base` uses (a setting `base`
+    ignores is blank in its rows, so it must not be matched)."""
+    match = runs["method"] == base
+    for c in keys:
+        if c != "method" and cycle.relevant(base, c):
+            match &= _same(runs[c], info[c])
+    return match
+
+
+def _versus(acc: np.ndarray, base_acc: np.ndarray) -> dict[str, float]:
+    """acc - base_acc: the difference of means, its Welch 95% interval, Welch p and the MDE."""
+    delta, low, high = diff_ci(acc, base_acc)
+    return {"delta": delta, "diff_low": low, "diff_high": high, "p": welch_p(acc, base_acc),
+            "mde": mde(summarize(acc)["std"], len(acc), summarize(base_acc)["std"], len(base_acc))}
+
+
+def _verdict(delta: float, p_holm: float, mde_: float, favour: str, against: str) -> str:
+    """favour / against when Holm's p is below ALPHA with delta above / not above 0; otherwise the
+    size of difference these runs could have seen."""
+    if pd.isna(p_holm):
+        return UNTESTED
+    if p_holm < ALPHA:
+        return favour if delta > 0 else against
+    return f"not detected (MDE {mde_:.2f})"
 
 
 def _keys(runs: pd.DataFrame, *last: str) -> list[str]:
@@ -171,18 +226,58 @@ def _fmt(x: float, spec: str) -> str:
     return "" if pd.isna(x) else format(x, spec)
 
 
-def _display(table: pd.DataFrame) -> pd.DataFrame:
-    """The table as strings: 'mean ± std (n)', the interval, p-values and the paper's number."""
-    base = "gsni" if "delta_vs_gsni" in table else "gs"  # the control table compares with gsni
-    keys = list(table.columns[:list(table.columns).index("mean")])  # the cell's key columns, in order
+def _interval(low: float, high: float) -> str:
+    return "" if pd.isna(low) else f"[{low:+.2f}, {high:+.2f}]"
+
+
+def _cells(table: pd.DataFrame) -> pd.DataFrame:
+    """The key columns (those before 'mean') and each cell's 'mean ± std (n)' and 95% CI, as strings."""
+    keys = list(table.columns[:list(table.columns).index("mean")])
     out = pd.DataFrame({c: [_fmt(v, "") for v in table[c]] for c in keys})
     out["mean ± std (n)"] = [f"{r.mean:.2f} ± {_fmt(r.std, '.2f') or '–'} ({r.n})" for r in table.itertuples()]
     out["95% CI"] = [f"[{r.ci_low:.2f}, {r.ci_high:.2f}]" if r.n > 1 else "" for r in table.itertuples()]
+    return out
+
+
+def _display(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as strings: 'mean ± std (n)', the interval, p-values, MDE and the paper's number."""
+    base = "gsni" if "delta_vs_gsni" in table else "gs"  # the control table compares with gsni
+    out = _cells(table)
     out[f"delta vs {base}"] = [_fmt(v, "+.2f") for v in table[f"delta_vs_{base}"]]
     out["p (Welch)"] = [_fmt(v, ".3g") for v in table[f"p_vs_{base}"]]
     out["p (Holm)"] = [_fmt(v, ".3g") for v in table["p_holm"]]
+    out["MDE (80%)"] = [_fmt(v, ".2f") for v in table["mde"]]
     out["paper"] = [_fmt(v, ".2f") for v in table["paper"]]
     out["note"] = list(table["note"])
+    return out
+
+
+def _display_controls(table: pd.DataFrame) -> pd.DataFrame:
+    out = _cells(table)
+    out["control mean ± std (n)"] = [f"{r.control_mean:.2f} ± {_fmt(r.control_std, '.2f') or '–'} ({r.control_n})"
+                                     for r in table.itertuples()]
+    out["delta"] = [_fmt(v, "+.2f") for v in table["delta"]]
+    out["95% CI of delta"] = [_interval(r.diff_low, r.diff_high) for r in table.itertuples()]
+    out["p (Welch)"] = [_fmt(v, ".3g") for v in table["p"]]
+    out["p (Holm)"] = [_fmt(v, ".3g") for v in table["p_holm"]]
+    out["MDE (80%)"] = [_fmt(v, ".2f") for v in table["mde"]]
+    out["verdict"] = list(table["verdict"])
+    out["note"] = list(table["note"])
+    return out
+
+
+def _display_verdicts(table: pd.DataFrame) -> pd.DataFrame:
+    keys = list(table.columns[:list(table.columns).index("claim")])
+    out = pd.DataFrame({c: [_fmt(v, "") for v in table[c]] for c in keys})
+    out["claim"] = list(table["claim"])
+    out["paper"] = [f"{r.paper:.2f} vs {r.paper_base:.2f}" if pd.notna(r.paper_delta) else ""
+                    for r in table.itertuples()]
+    out["paper delta"] = [_fmt(v, "+.2f") for v in table["paper_delta"]]
+    out["our delta"] = [_fmt(v, "+.2f") for v in table["delta"]]
+    out["95% CI"] = [_interval(r.diff_low, r.diff_high) for r in table.itertuples()]
+    out["p (Holm)"] = [_fmt(v, ".3g") for v in table["p_holm"]]
+    out["MDE (80%)"] = [_fmt(v, ".2f") for v in table["mde"]]
+    out["verdict"] = list(table["verdict"])
     return out
 
 
@@ -194,19 +289,99 @@ def control(runs: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
     table = table[table["p_vs_gsni"].notna() | table["delta_vs_gsni"].notna()].copy()
     table["p_holm"] = holm(table["p_vs_gsni"]) if len(table) else []
     table["paper"] = math.nan
-    return table[keys + STAT_COLUMNS[:5] + ["delta_vs_gsni", "p_vs_gsni", "p_holm", "paper", "note"]]
+    return table[keys + _stat_columns("gsni")]
 
 
-def write_tables(df: pd.DataFrame, out_dir: Path | str, name: str) -> list[Path]:
-    """Write name.csv (full precision), name.md and name.tex (readable) into out_dir."""
+def controls(runs: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
+    """Each STDP method against each of its isolating controls (cycle.CONTROLS: the same run with
+    STDP's targets frozen, a null epoch, or a shrinkage step of STDP's size), at the same model,
+    dataset, settings and K. The control's runs must agree on every setting the control uses, so a
+    frozen control (no STDP) serves every stdp_lr while a shrink control matches its own, and gs
+    (the control of stdp-bw-gs) ignores K. Holm's correction runs across the table."""
+    keys = _keys(runs, "method", "k")
+    _refuse_repeats(runs, keys)
+    rows = []
+    for cell, group in runs[runs["method"].isin(list(cycle.CONTROLS))].groupby(keys, dropna=False, sort=False):
+        info = dict(zip(keys, cell))
+        for name in cycle.CONTROLS[info["method"]]:
+            base = runs[_matching(runs, name, info, keys)]
+            if len(base):
+                rows.append(_control_row(info, name, group[metric], base[metric]))
+    filled = [c for c in CONTROLS_COLUMNS if c not in ("p_holm", "verdict")]  # the rest need the whole table
+    table = pd.DataFrame(rows, columns=keys + ["control"] + filled)
+    table["p_holm"] = holm(table["p"]) if len(table) else []
+    table["verdict"] = [_verdict(r.delta, r.p_holm, r.mde, "STDP helps", "STDP hurts") for r in table.itertuples()]
+    # a stable sort on the method's keys keeps each method's controls in cycle.CONTROLS order
+    return _sorted(table, keys)[keys + ["control"] + CONTROLS_COLUMNS]
+
+
+def _control_row(info: dict, control: str, acc: pd.Series, base_acc: pd.Series) -> dict:
+    acc, base_acc = acc.to_numpy(float) * 100, base_acc.to_numpy(float) * 100
+    stats, base_stats = summarize(acc), summarize(base_acc)
+    return {**info, "control": control, **stats, "control_mean": base_stats["mean"],
+            "control_std": base_stats["std"], "control_n": base_stats["n"], **_versus(acc, base_acc),
+            "note": SINGLE_SEED_NOTE if min(stats["n"], base_stats["n"]) == 1 else ""}
+
+
+def verdicts(table1: pd.DataFrame, controls: pd.DataFrame) -> pd.DataFrame:
+    """A row per claim the runs can speak to: the paper's Table 1 claims (gsgi, gsi, stdp-bw and
+    stdp-bw-gs each against gs, per table1 row) with the paper's numbers beside, then the project's
+    question, "STDP helps", per controls row. Verdict: "reproduced" when Holm's p (of the table the
+    row comes from) is below 0.05 in the claim's direction, "contradicted" when below it against,
+    else "not detected" with the MDE the runs had.
+
+    The direction is the paper's sign at that model/dataset (its Table 1 has stdp-bw-gs below gs on
+    vgg11/mnist, and equal on vgg11/cifar10: an "=" claim any significant difference contradicts);
+    where the paper has no such cell (csnn, digits) it is the paper's general claim, ">"."""
+    keys = [c for c in table1.columns[:list(table1.columns).index("mean")] if c != "method"]
+    claimed = table1[table1["method"].isin(CLAIMS) & table1["delta_vs_gs"].notna()]
+    rows = [_paper_claim(r, keys) for _, r in claimed.iterrows()]
+    rows += [_control_claim(r, keys) for _, r in controls.iterrows()]
+    columns = keys + ["claim", "source", "paper", "paper_base", "paper_delta", "delta", "diff_low", "diff_high",
+                      "p_holm", "mde", "verdict"]
+    # each model/dataset's paper claims, then its control claims
+    return _sorted(pd.DataFrame(rows, columns=columns), ["model", "dataset"])
+
+
+def _paper_delta(model: str, dataset: str, method: str, base: str) -> tuple[float, float, float]:
+    paper, paper_base = paper_acc(model, dataset, method), paper_acc(model, dataset, base)
+    if paper is None or paper_base is None:
+        return math.nan, math.nan, math.nan
+    return paper, paper_base, round(paper - paper_base, 2)  # both printed to 2 decimals
+
+
+def _paper_claim(row: pd.Series, keys: list[str]) -> dict:
+    paper, paper_base, paper_delta = _paper_delta(row["model"], row["dataset"], row["method"], "gs")
+    known = not math.isnan(paper_delta)
+    sign = int(np.sign(paper_delta)) if known else 1
+    return {**{c: row[c] for c in keys}, "claim": f"{row['method']} {SIGNS[sign]} gs",
+            "source": "paper Table 1" if known else "paper (no Table 1 cell)",
+            "paper": paper, "paper_base": paper_base, "paper_delta": paper_delta, "delta": row["delta_vs_gs"],
+            "diff_low": row["diff_low"], "diff_high": row["diff_high"], "p_holm": row["p_holm"], "mde": row["mde"],
+            # sign 0 (the paper prints equal numbers): any significant difference contradicts it
+            "verdict": _verdict(sign * row["delta_vs_gs"], row["p_holm"], row["mde"], "reproduced", "contradicted")}
+
+
+def _control_claim(row: pd.Series, keys: list[str]) -> dict:
+    paper, paper_base, paper_delta = _paper_delta(row["model"], row["dataset"], row["method"], row["control"])
+    return {**{c: row[c] for c in keys}, "claim": f"STDP helps: {row['method']} > {row['control']}",
+            "source": "controls", "paper": paper, "paper_base": paper_base, "paper_delta": paper_delta,
+            **{c: row[c] for c in ("delta", "diff_low", "diff_high", "p_holm", "mde")},
+            "verdict": _verdict(row["delta"], row["p_holm"], row["mde"], "reproduced", "contradicted")}
+
+
+def write_tables(df: pd.DataFrame, out_dir: Path | str, name: str,
+                 exts: tuple[str, ...] = ("csv", "md", "tex")) -> list[Path]:
+    """Write name.csv (full precision), name.md and name.tex (readable) into out_dir (those of exts)."""
     out_dir = Path(out_dir)
-    shown = _display(df)
+    shown = (_display_verdicts if "claim" in df else _display_controls if "verdict" in df else _display)(df)
     header = "| " + " | ".join(shown.columns) + " |\n|" + "---|" * len(shown.columns) + "\n"
     body = "".join("| " + " | ".join(row) + " |\n" for row in shown.itertuples(index=False))
-    paths = [out_dir / f"{name}.{ext}" for ext in ("csv", "md", "tex")]
-    texts = [df.to_csv(index=False), header + body, shown.to_latex(index=False, escape=True)]
-    for path, text in zip(paths, texts):
-        records.atomic_write_bytes(path, text.encode())
+    texts = {"csv": lambda: df.to_csv(index=False), "md": lambda: header + body,
+             "tex": lambda: shown.to_latex(index=False, escape=True)}
+    paths = [out_dir / f"{name}.{ext}" for ext in exts]
+    for path, ext in zip(paths, exts):
+        records.atomic_write_bytes(path, texts[ext]().encode())
     return paths
 
 
@@ -252,12 +427,34 @@ def figure2(curves: pd.DataFrame, out_dir: Path | str, k: int = 5) -> Figure:
         ax.set_visible(False)
     fig.suptitle("mean over seeds; band: 95% CI; hollow markers: inhibitory (non-gs) epochs", fontsize="small")
     fig.tight_layout()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_dir / "figure2.png", dpi=150)
-    with matplotlib.rc_context({"svg.hashsalt": "eicil"}):  # stable ids: a rerun gives the same file
-        fig.savefig(out_dir / "figure2.svg", metadata={"Date": None})
-    records.atomic_write_bytes(out_dir / "figure2.csv", plotted[columns].to_csv(index=False).encode())
+    _save_figure(fig, plotted[columns], out_dir, "figure2")
     return fig
+
+
+def _save_figure(fig: Figure, plotted: pd.DataFrame, out_dir: Path, name: str) -> None:
+    """name.png, name.svg (reproducible: fixed ids, no date) and name.csv, the numbers drawn."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_dir / f"{name}.png", dpi=150)
+    with matplotlib.rc_context({"svg.hashsalt": "eicil"}):  # stable ids: a rerun gives the same file
+        fig.savefig(out_dir / f"{name}.svg", metadata={"Date": None})
+    records.atomic_write_bytes(out_dir / f"{name}.csv", plotted.to_csv(index=False).encode())
+
+
+def _panel_axes(fig: Figure, count: int) -> list:
+    """Up to three panels a row; the unused ones hidden."""
+    ncols = min(3, count)
+    axes = list(fig.subplots(math.ceil(count / ncols), ncols, squeeze=False).flat)
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    return axes[:count]
+
+
+def _panels(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    return list(frame[["model", "dataset"]].drop_duplicates().itertuples(index=False, name=None))
+
+
+def _in_panel(frame: pd.DataFrame, model: str, dataset: str) -> pd.DataFrame:
+    return frame[(frame["model"] == model) & (frame["dataset"] == dataset)]
 
 
 def _line_label(row: pd.Series, split: list[str]) -> str:
@@ -270,9 +467,111 @@ def _ci95(values) -> tuple[float, float]:
     return s["ci_low"], s["ci_high"]
 
 
+def forest(table: pd.DataFrame, base_col: str, out_dir: Path | str, name: str) -> Figure | None:
+    """Each row's difference from its baseline with its Welch 95% interval, a panel per (model,
+    dataset). base_col is the table's difference column: delta_vs_gs (table1/table2), delta_vs_gsni
+    (control) or delta (controls, whose baseline is each row's `control`). The grey band spans
+    ± the row's MDE (80% power): a true difference inside it would often (over 20% of the time)
+    go undetected, so a miss there says little.
+
+    Writes name.{png,svg,csv}; returns None and writes nothing when no row has a difference."""
+    plotted = _forest_rows(table, base_col)
+    if plotted.empty:
+        return None
+    panels = _panels(plotted)
+    tallest = max(len(_in_panel(plotted, *p)) for p in panels)
+    fig = Figure(figsize=(5.6 * min(3, len(panels)), (0.32 * tallest + 1.3) * math.ceil(len(panels) / 3) + 0.4))
+    for i, (ax, (model, dataset)) in enumerate(zip(_panel_axes(fig, len(panels)), panels)):
+        panel = _in_panel(plotted, model, dataset)
+        y = -np.arange(len(panel))  # the table's first row on top
+        ax.set_ylim(0.5 - tallest, 0.5)  # the same row spacing in every panel
+        band = panel["mde"].notna().to_numpy()
+        ax.barh(y[band], 2 * panel["mde"][band], left=-panel["mde"][band], height=0.7, color="0.88",
+                label="± MDE (80% power)")
+        ax.hlines(y, panel["diff_low"], panel["diff_high"], color="C0", lw=1.5, label="95% CI (Welch)")
+        ax.plot(panel["delta"], y, "o", color="C0", ms=4, label="difference of means")
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_yticks(y, panel["label"], fontsize="small")
+        ax.set(title=f"{model} / {dataset}", xlabel="difference (percentage points)")
+        if i == 0:  # one legend, below the first panel, clear of the rows
+            ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=3)
+    fig.suptitle(f"{name}: each row minus its baseline; no bar: n < 2 or no spread", fontsize="small")
+    fig.tight_layout()
+    _save_figure(fig, plotted, Path(out_dir), name)
+    return fig
+
+
+def _forest_rows(table: pd.DataFrame, base_col: str) -> pd.DataFrame:
+    """The rows with a difference, labelled 'method [K] [settings] vs baseline'."""
+    rows = table[table[base_col].notna()].reset_index(drop=True)
+    keys = list(table.columns[:list(table.columns).index("mean")])
+    split = [c for c in keys if c not in ("model", "dataset", "method", "k", "control")]
+    baseline = rows["control"] if "control" in rows else pd.Series(base_col.removeprefix("delta_vs_"), rows.index)
+    labels = [f"{_line_label(r, split)} vs {b}" for (_, r), b in zip(rows.iterrows(), baseline)]
+    return pd.DataFrame({"model": rows["model"], "dataset": rows["dataset"], "label": labels,
+                         "baseline": baseline, "delta": rows[base_col], "diff_low": rows["diff_low"],
+                         "diff_high": rows["diff_high"], "mde": rows["mde"], "p_holm": rows["p_holm"]})
+
+
+def dose_figure(runs: pd.DataFrame, out_dir: Path | str, metric: str = "test_acc") -> Figure | None:
+    """Accuracy against STDP's dose (its step over Adam's, log scale): a marker per cell of runs that
+    differ only in the seed, at the mean of both with 95% CIs over seeds; horizontal lines and bands
+    (mean, 95% CI) for the same panel's gs and gsni, which use no STDP. A panel per (model, dataset).
+
+    Writes dose.{png,svg,csv}; returns None and writes nothing when no run has a finite dose."""
+    split = split_settings(runs)
+    keys = ["model", "dataset", *split, "method", "k"]
+    dosed = runs[np.isfinite(runs["stdp_dose"].to_numpy(float))]
+    if dosed.empty:
+        return None
+    points = _dose_cells(dosed, keys, split, metric, "point")
+    bands = _dose_cells(runs[runs["method"].isin(["gs", "gsni"])], keys, split, metric, "band")
+    panels = _panels(points)
+    fig = Figure(figsize=(5.2 * min(3, len(panels)), 4.0 * math.ceil(len(panels) / 3) + 0.4))
+    for ax, (model, dataset) in zip(_panel_axes(fig, len(panels)), panels):
+        panel, lines = _in_panel(points, model, dataset), _in_panel(bands, model, dataset)
+        colors = iter(sns.color_palette(n_colors=len(panel) + len(lines)))
+        for r in panel.itertuples():
+            ax.errorbar(r.dose, r.mean, xerr=_err(r.dose, r.dose_low, r.dose_high),
+                        yerr=_err(r.mean, r.ci_low, r.ci_high), fmt="o", ms=5, capsize=3, color=next(colors),
+                        label=f"{r.label} (n={r.n})")
+        for r in lines.itertuples():
+            color = next(colors)
+            ax.axhline(r.mean, color=color, ls="--", lw=1, label=f"{r.label} (n={r.n})")
+            if r.n > 1:
+                ax.axhspan(r.ci_low, r.ci_high, color=color, alpha=0.15, lw=0)
+        ax.set_xscale("log")
+        ax.set(title=f"{model} / {dataset}", xlabel="STDP dose: STDP step / Adam step (mean over STDP epochs)",
+               ylabel=f"{metric.replace('_', ' ')} (%)")
+        ax.legend(fontsize="x-small")
+    fig.suptitle("mean over seeds, bars: 95% CI (n>1); dashed lines and bands: runs without STDP", fontsize="small")
+    fig.tight_layout()
+    _save_figure(fig, pd.concat([points, bands], ignore_index=True), Path(out_dir), "dose")
+    return fig
+
+
+def _dose_cells(runs: pd.DataFrame, keys: list[str], split: list[str], metric: str, kind: str) -> pd.DataFrame:
+    """Mean and 95% CI over seeds of accuracy (percent) and of the dose, per cell of keys."""
+    rows = []
+    for cell, group in runs.groupby(keys, dropna=False, sort=False):
+        info = dict(zip(keys, cell))
+        acc, dose = summarize(group[metric] * 100), summarize(group["stdp_dose"].dropna())
+        rows.append({**info, "kind": kind, "label": _line_label(pd.Series(info), split), "dose": dose["mean"],
+                     "dose_low": dose["ci_low"], "dose_high": dose["ci_high"], **acc})
+    columns = keys + ["kind", "label", "dose", "dose_low", "dose_high", "mean", "std", "n", "ci_low", "ci_high"]
+    return _sorted(pd.DataFrame(rows, columns=columns), keys)
+
+
+def _err(mid: float, low: float, high: float) -> list[list[float]]:
+    """An errorbar's (below, above) lengths; 0 where there is no interval (n = 1)."""
+    return [[0.0 if pd.isna(low) else mid - low], [0.0 if pd.isna(high) else high - mid]]
+
+
 def build_report(runs_root: Path | str, out_dir: Path | str = "figures", k: int = 5) -> dict:
-    """Write runs.csv, Tables 1-2 and the gsni control table (headline test_acc and the paper's
-    best-test protocol) and Figure 2.
+    """Write runs.csv; Tables 1-2, the gsni control table, the controls table and the verdicts
+    (headline test_acc and the paper's best-test protocol, the latter as *_best_test.*); Figure 2,
+    the forest plots of table1, control and controls (headline metric) and, when some run records
+    STDP's dose, accuracy against dose.
 
     Returns {"files": [paths written], "summary": text naming what was used and what was skipped}.
     """
@@ -283,20 +582,37 @@ def build_report(runs_root: Path | str, out_dir: Path | str = "figures", k: int 
         raise ValueError(f"no complete runs under {runs_root}")
     files = [out_dir / "runs.csv"]
     records.atomic_write_bytes(files[0], every_run.to_csv(index=False).encode())
+    drawn = {}
     for metric, suffix in (("test_acc", ""), ("best_test_acc", "_best_test")):
-        files += write_tables(table1(runs, k=k, metric=metric), out_dir, f"table1{suffix}")
-        second = table2(runs, metric=metric)
-        if len(second):
-            files += write_tables(second, out_dir, f"table2{suffix}")
-        checked = control(runs, metric=metric)
-        if len(checked):
-            files += write_tables(checked, out_dir, f"control{suffix}")
+        tables = _write_metric_tables(runs, metric, suffix, k, out_dir, files)
+        drawn = drawn or tables  # the forest plots draw the headline metric's tables
+    for name, (table, base_col) in drawn.items():
+        if forest(table, base_col, out_dir, f"forest_{name}") is not None:
+            files += [out_dir / f"forest_{name}.{ext}" for ext in FIGURE_EXTS]
     figure2(_curves(runs), out_dir, k=k)
-    files += [out_dir / f"figure2.{ext}" for ext in ("png", "svg", "csv")]
+    files += [out_dir / f"figure2.{ext}" for ext in FIGURE_EXTS]
+    if dose_figure(runs, out_dir) is not None:
+        files += [out_dir / f"dose.{ext}" for ext in FIGURE_EXTS]
     skipped = every_run[every_run["status"] != "complete"]
     lines = [f"{len(runs)} complete runs under {runs_root}; {len(skipped)} skipped; {len(files)} files in {out_dir}"]
     lines += [f"skipped ({r.status}): {r.path}" for r in skipped.itertuples()]
     return {"files": files, "summary": "\n".join(lines)}
+
+
+def _write_metric_tables(runs: pd.DataFrame, metric: str, suffix: str, k: int, out_dir: Path,
+                         files: list[Path]) -> dict[str, tuple[pd.DataFrame, str]]:
+    """Write one metric's tables (appending their paths to files); return the comparison tables
+    with their difference column, for the forest plots."""
+    first, second = table1(runs, k=k, metric=metric), table2(runs, metric=metric)
+    checked, isolated = control(runs, metric=metric), controls(runs, metric=metric)
+    claims = verdicts(first, isolated)
+    files += write_tables(first, out_dir, f"table1{suffix}")
+    for table, name in ((second, "table2"), (checked, "control"), (isolated, "controls")):
+        if len(table):  # a table with no rows (no cycle runs, no controls) is not written
+            files += write_tables(table, out_dir, f"{name}{suffix}")
+    if len(claims):
+        files += write_tables(claims, out_dir, f"verdicts{suffix}", exts=("csv", "md"))
+    return {"table1": (first, "delta_vs_gs"), "control": (checked, "delta_vs_gsni"), "controls": (isolated, "delta")}
 
 
 def summary_by(runs: pd.DataFrame, by: list[str], metric: str = "test_acc") -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""Across-seed statistics for the tables: mean with a t-interval, Welch's test, Holm's correction."""
+"""Across-seed statistics for the tables: mean with a t-interval, Welch's test and interval of a
+difference, the minimum detectable difference, Holm's correction."""
 from __future__ import annotations
 
 import math
@@ -7,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats as sps
+from scipy.optimize import brentq
 
 
 def summarize(values: Sequence[float]) -> dict[str, float]:
@@ -51,3 +53,47 @@ def holm(pvalues: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p[i]))
         adjusted[i] = running
     return adjusted.tolist()
+
+
+def _welch_df(va: float, n_a: int, vb: float, n_b: int) -> float:
+    """Welch-Satterthwaite degrees of freedom from the squared standard errors va = s_a^2/n_a, vb."""
+    return (va + vb) ** 2 / (va ** 2 / (n_a - 1) + vb ** 2 / (n_b - 1))
+
+
+def diff_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """mean(a) - mean(b) with its Welch interval; the bounds are nan where welch_p is (n < 2 in a
+    group, or neither group varies), the difference only where a group is empty."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    delta = float(a.mean() - b.mean()) if len(a) and len(b) else math.nan
+    if len(a) < 2 or len(b) < 2 or (a.var() == 0 and b.var() == 0):
+        return delta, math.nan, math.nan
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    half = float(sps.t.ppf(0.5 + level / 2, _welch_df(va, len(a), vb, len(b)))) * math.sqrt(va + vb)
+    return delta, delta - half, delta + half
+
+
+def welch_power(delta: float, std_a: float, n_a: int, std_b: float, n_b: int, alpha: float = 0.05) -> float:
+    """Power of the two-sided Welch t-test at alpha when the true difference of means is delta:
+    the noncentral t with noncentrality delta / SE falls beyond either critical value."""
+    va, vb = std_a ** 2 / n_a, std_b ** 2 / n_b
+    df = _welch_df(va, n_a, vb, n_b)
+    crit = float(sps.t.ppf(1 - alpha / 2, df))
+    nc = delta / math.sqrt(va + vb)
+    return float(sps.nct.sf(crit, df, nc) + sps.nct.cdf(-crit, df, nc))
+
+
+def mde(std_a: float, n_a: int, std_b: float, n_b: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Minimum detectable difference of means: the true difference that the two-sided Welch t-test at
+    alpha detects with the given power, for groups of these spreads and sizes (in their unit).
+
+    nan where the test cannot run (n < 2 in a group, or neither group varies). A difference smaller
+    than this that the test misses is not evidence of no effect: the runs could not have seen it.
+    """
+    if n_a < 2 or n_b < 2 or (std_a == 0 and std_b == 0) or math.isnan(std_a) or math.isnan(std_b):
+        return math.nan
+    se = math.sqrt(std_a ** 2 / n_a + std_b ** 2 / n_b)
+    gap = lambda delta: welch_power(delta, std_a, n_a, std_b, n_b, alpha) - power  # noqa: E731
+    high = 4 * se  # power rises with delta from alpha at 0; widen until it passes the target
+    while gap(high) < 0:
+        high *= 2
+    return float(brentq(gap, 0.0, high, xtol=1e-12 * se, rtol=1e-12))

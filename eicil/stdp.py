@@ -191,17 +191,25 @@ class SpikeRecorder:
 
 @torch.no_grad()
 def stdp_step(recorder: SpikeRecorder, *, lr: float, tau_pre: float, tau_post: float,
-              weight_dep: str = "clamp", normalise: bool = True) -> torch.Tensor:
+              weight_dep: str = "clamp", normalise: bool = True, shrink: bool = False) -> dict:
     """Apply w <- w + lr * dw / n_terms to every recorded synapse (plain SGD, momentum 0).
 
-    Returns the mean absolute weight change as a tensor (no host sync on a GPU)."""
+    shrink=True takes instead a step of the same Frobenius norm along -w: weight decay whose strength
+    matches the STDP step, layer by layer (the shrinkage control). Returns {synapse: norm of the step
+    taken} as tensors on the weights' device (no host sync)."""
     f_pre, f_post = weight_dependence(weight_dep)
-    changes = []
+    sizes = {}
     for syn, pre, post in recorder.records():
         dw = delta_w(syn, pre, post, tau_pre=tau_pre, tau_post=tau_post, f_pre=f_pre, f_post=f_post)
         if normalise:
             dw /= n_terms(syn, post)
-        syn.weight.add_(dw, alpha=lr)
-        changes.append(dw.abs().mean() * lr)
+        size = dw.norm() * lr
+        if shrink:
+            w = syn.weight.detach()
+            dw = w * (-size / w.norm().clamp_min(torch.finfo(w.dtype).tiny))
+            syn.weight.add_(dw)
+        else:
+            syn.weight.add_(dw, alpha=lr)
+        sizes[syn] = size
     recorder.clear()
-    return torch.stack(changes).mean() if changes else torch.zeros(())
+    return sizes

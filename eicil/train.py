@@ -91,11 +91,12 @@ def setup(cfg: Config, data: Data | None = None) -> Run:
     if data is None:
         data = build_data(cfg.dataset, data_root=cfg.data_root, download=cfg.download,
                           batch_size=cfg.batch_size, val_fraction=cfg.val_fraction, seed=cfg.seed,
-                          augment=cfg.augment, train_subset=cfg.train_subset,
+                          augment=cfg.augment, train_subset=cfg.train_subset, test_subset=cfg.test_subset,
                           num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
     ncfg = NeuronConfig(cfg.v_threshold, cfg.surrogate_alpha, cfg.detach_reset)
     model = create_model(cfg.model, in_channels=data.in_channels, num_classes=data.num_classes,
-                         width=cfg.width, hidden=cfg.hidden, stem=cfg.stem, ncfg=ncfg).to(device)
+                         width=cfg.width, hidden=cfg.hidden, stem=cfg.stem, ncfg=ncfg,
+                         image_size=data.image_size).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
     x = encode(next(iter(data.train))[0][:2].to(device), cfg.timesteps)
@@ -121,9 +122,10 @@ def resume(run: Run) -> bool:
 
 @contextmanager
 def mechanism(run: Run, mech: str):
-    """The recorder of a mechanism's STDP targets (None when it has none) for one epoch, with the
-    synapses whose backprop update it drops kept out of backprop until the epoch ends."""
-    targets = cycle.stdp_targets(run.model, mech)
+    """The recorder of the synapses a mechanism moves by STDP or by its matched shrinkage (None when
+    there are none) for one epoch, with the synapses whose backprop update it drops kept out of
+    backprop until the epoch ends."""
+    targets = cycle.recorded(run.model, mech)
     frozen = cycle.frozen(run.model, mech)
     for m in frozen:
         m.weight.requires_grad_(False)
@@ -138,13 +140,15 @@ def mechanism(run: Run, mech: str):
 
 
 def train_epoch(run: Run, mech: str, progress: bool = False) -> dict:
-    """One pass over the training set with mechanism `mech`; returns loss, acc and STDP update size."""
+    """One pass over the training set with mechanism `mech`: loss, acc, and per STDP-target synapse
+    the mean norm of the STDP (or shrinkage) step and of the Adam step per batch (the dose)."""
     cfg, device, opt = run.cfg, run.device, run.opt
-    steps = cycle.MECHANISMS[mech].optimizer_steps
+    row = cycle.MECHANISMS[mech]
     stdp_lr = cfg.stdp_lr * opt.param_groups[0]["lr"] / cfg.lr  # the cosine factor of Adam's lr
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    stdp_change = torch.zeros((), device=device)
+    stdp_size = {syn: torch.zeros((), device=device) for syn in run.pairs}
+    adam_size = {syn: torch.zeros((), device=device) for syn in run.pairs}
     n = 0
     with mechanism(run, mech) as recorder:
         # Dynamo does not guard on module hooks added after compiling (torch 2.14), so a graph
@@ -159,10 +163,15 @@ def train_epoch(run: Run, mech: str, progress: bool = False) -> dict:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if recorder is not None:  # before Adam: STDP sees the weights the spikes came from
-                stdp_change += stdp_step(recorder, lr=stdp_lr, tau_pre=cfg.tau_pre, tau_post=cfg.tau_post,
-                                         weight_dep=cfg.weight_dep, normalise=cfg.stdp_norm)
-            if steps:
+                sizes = stdp_step(recorder, lr=stdp_lr, tau_pre=cfg.tau_pre, tau_post=cfg.tau_post,
+                                  weight_dep=cfg.weight_dep, normalise=cfg.stdp_norm, shrink=row.move == "shrink")
+                for syn, size in sizes.items():
+                    stdp_size[syn] += size
+            if row.optimizer_steps:
+                before = {syn: syn.weight.detach().clone() for syn in run.pairs}
                 opt.step()
+                for syn, w in before.items():
+                    adam_size[syn] += (syn.weight.detach() - w).norm()
             functional.reset_net(run.model)
             loss_sum += loss.detach() * y.numel()
             correct += (out.argmax(1) == y).sum()
@@ -170,8 +179,10 @@ def train_epoch(run: Run, mech: str, progress: bool = False) -> dict:
     loss_mean = loss_sum.item() / max(n, 1)  # one host sync per epoch
     if not math.isfinite(loss_mean):
         raise Diverged(f"training loss became {loss_mean} in a {mech} epoch")
+    batches = max(len(run.data.train), 1)
     return {"loss": loss_mean, "acc": correct.item() / max(n, 1),
-            "stdp_update": stdp_change.item() / max(len(run.data.train), 1)}
+            "stdp": {syn: v.item() / batches for syn, v in stdp_size.items()},
+            "adam": {syn: v.item() / batches for syn, v in adam_size.items()}}
 
 
 @torch.no_grad()
@@ -218,17 +229,49 @@ def run_epoch(run: Run, progress: bool = False) -> dict:
     state.best_test = max(state.best_test, test_acc)
     state.epoch = epoch + 1
     vals = {("train", "loss"): tr["loss"], ("train", "acc"): tr["acc"], ("train", "lr"): lr_now,
-            ("train", "seconds"): time.perf_counter() - t0, ("train", "stdp_update"): tr["stdp_update"],
+            ("train", "seconds"): time.perf_counter() - t0, ("train", "stdp_step"): sum(tr["stdp"].values()),
             ("val", "loss"): val_loss, ("val", "acc"): val_acc,
             ("test", "loss"): test_loss, ("test", "acc"): test_acc}
+    names = {m: name for name, m in run.model.named_modules()}
+    for syn in run.pairs:  # the dose: step sizes on every synapse some mechanism moves by STDP
+        vals[("dose", f"stdp:{names[syn]}")] = tr["stdp"][syn]
+        vals[("dose", f"adam:{names[syn]}")] = tr["adam"][syn]
+        vals[("dose", f"weight:{names[syn]}")] = syn.weight.detach().norm().item()
     state.rows += [{"epoch": state.epoch, "mechanism": mech, "split": s, "metric": m, "value": v}
                    for (s, m), v in vals.items()]
     return vals
 
 
+def dose(rows: list[dict]) -> tuple[float | None, float | None]:
+    """(stdp_dose, stdp_rel_step) of a run from its metrics rows: over the epochs that took STDP (or
+    shrinkage) steps, the mean of sum(STDP step norms) / sum(Adam step norms on the same synapses), and
+    of sum(STDP step norms) / sum(weight norms). Adam's step comes from the same epoch, or, where the
+    mechanism freezes those synapses, from the latest earlier epoch in which Adam moved them."""
+    by_epoch: dict[int, dict] = {}
+    for r in rows:
+        if r["split"] == "dose":
+            kind, layer = r["metric"].split(":", 1)
+            by_epoch.setdefault(r["epoch"], {}).setdefault(kind, {})[layer] = r["value"]
+    doses, rels, last_adam = [], [], {}
+    for epoch in sorted(by_epoch):
+        d = by_epoch[epoch]
+        layers = [name for name, v in d.get("stdp", {}).items() if v > 0]
+        if layers:
+            adam = {name: d["adam"][name] if d["adam"][name] > 0 else last_adam.get(name, 0.0) for name in layers}
+            stdp = sum(d["stdp"][name] for name in layers)
+            if all(adam[name] > 0 for name in layers):
+                doses.append(stdp / sum(adam.values()))
+            rels.append(stdp / sum(d["weight"][name] for name in layers))
+        last_adam.update({name: v for name, v in d.get("adam", {}).items() if v > 0})
+    mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
+    return mean(doses), mean(rels)
+
+
 def summary(run: Run, status: str, message: str = "") -> dict:
     s, cfg = run.state, run.cfg
-    return {"status": status, "message": message, "test_acc": s.test_at_best,
+    stdp_dose, stdp_rel_step = dose(s.rows)
+    return {"status": status, "message": message, "test_acc": s.test_at_best, "stdp_dose": stdp_dose,
+            "stdp_rel_step": stdp_rel_step,
             "best_test_acc": s.best_test, "best_val_acc": max(s.best_val, 0.0),
             "best_epoch": s.best_epoch, "epochs_completed": s.epoch,
             "wall_seconds": round(s.wall, 3), "model": cfg.model, "dataset": cfg.dataset,
@@ -251,7 +294,8 @@ def _finished(run_dir: Path, cfg: Config) -> dict | None:
         return None
     old = records.read_json(run_dir / "config.json")["config"]
     # epochs count: the cosine schedule and the K cycle depend on the total, so a longer run is another run
-    diff = [k for k, v in asdict(cfg).items() if k not in RUN_IRRELEVANT and old.get(k) != v]
+    defaults = asdict(Config())  # a field added since the run started reads as its default
+    diff = [k for k, v in asdict(cfg).items() if k not in RUN_IRRELEVANT and old.get(k, defaults[k]) != v]
     if diff:
         raise ConfigError(f"{run_dir} holds a run with other settings ({', '.join(diff)}); "
                           "use --name or --out for a new run, or --no-resume to overwrite it")

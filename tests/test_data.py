@@ -262,3 +262,14 @@ def test_damaged_file_gives_data_error_not_a_traceback(tmp_path):
     with pytest.raises(DataError) as e:
         build_data("cifar100", data_root=str(tmp_path))
     assert "\n" not in str(e.value)
+
+
+def test_test_subset_is_one_fixed_subset_for_every_seed():
+    from eicil.data import build_data
+    a = build_data("digits", test_subset=50, seed=0)
+    b = build_data("digits", test_subset=50, seed=7)
+    full = build_data("digits", seed=0)
+    assert len(a.test.dataset) == 50 and list(a.test.dataset.indices) == list(b.test.dataset.indices)
+    assert len(full.test.dataset) > 50
+    with pytest.raises(ValueError, match="test_subset must be >= 0"):
+        build_data("digits", test_subset=-1)

@@ -9,10 +9,11 @@ from eicil.cycle import stdp_targets
 from eicil.models import MODELS, create_model, ei_split
 
 
-@pytest.mark.parametrize("name,size", [("csnn", 8), ("resnet18", 8), ("vgg11", 8), ("ei_net", 8), ("vgg11", 28)])
+@pytest.mark.parametrize("name,size", [("csnn", 8), ("csnn", 28), ("csnn", 32), ("resnet18", 8), ("vgg11", 8),
+                                       ("ei_net", 8), ("vgg11", 28)])
 def test_forward_shape_and_spikes(name, size):
     torch.manual_seed(0)
-    model = create_model(name, in_channels=1, num_classes=7, width=0.125, hidden=16)
+    model = create_model(name, in_channels=1, num_classes=7, width=0.125, hidden=16, image_size=size)
     fired = []
     for m in model.modules():
         if isinstance(m, neuron.IFNode):
@@ -80,3 +81,9 @@ def test_ei_net_layout():
     model(torch.rand(2, 1, 3, 16, 16))
     assert calls == [layer.Conv2d, layer.MaxPool2d, layer.BatchNorm2d, neuron.IFNode,
                      layer.Conv2d, layer.MaxPool2d, layer.BatchNorm2d, neuron.IFNode]  # run in that order
+
+
+@pytest.mark.parametrize("size,side", [(8, 2), (28, 7), (32, 8)])
+def test_csnn_head_sees_the_whole_pooled_map(size, side):
+    model = create_model("csnn", in_channels=1, num_classes=10, image_size=size)
+    assert model.fc_hidden.in_features == 32 * side * side

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from eicil import records
-from eicil.report import (SINGLE_SEED_NOTE, build_report, figure2, load_curves, load_runs, table1, table2,
-                          write_tables)
+from eicil.report import (SINGLE_SEED_NOTE, UNTESTED, build_report, controls, dose_figure, figure2, forest,
+                          load_curves, load_runs, table1, table2, verdicts, write_tables)
+from eicil.stats import holm, mde
 from scipy import stats as sps
 
 EPOCHS = 5
@@ -31,7 +32,8 @@ RUNS = [
 ]
 
 
-def write_run(root, method, k, seed, test_acc, status, model="resnet18", dataset="cifar10", extra=None):
+def write_run(root, method, k, seed, test_acc, status, model="resnet18", dataset="cifar10", extra=None,
+              summary=None):
     path = root / model / dataset / f"{method}_k{k}" / f"seed{seed}"
     schedule = SCHEDULES.get((method, k), [method] * EPOCHS)
     config = {"model": model, "dataset": dataset, "method": method, "k": k, "seed": seed, "epochs": EPOCHS,
@@ -45,7 +47,7 @@ def write_run(root, method, k, seed, test_acc, status, model="resnet18", dataset
     records.write_metrics(path / "metrics.csv", metrics)
     records.write_json(path / "summary.json", {
         "status": status, "test_acc": test_acc, "best_test_acc": test_acc + 0.01, "best_val_acc": test_acc,
-        "best_epoch": EPOCHS, "epochs_completed": EPOCHS, "wall_seconds": 1.0})
+        "best_epoch": EPOCHS, "epochs_completed": EPOCHS, "wall_seconds": 1.0, **(summary or {})})
     return path
 
 
@@ -188,6 +190,8 @@ def test_write_tables(runs, tmp_path):
     assert len(pd.read_csv(paths[0])) == len(t)
     md = paths[1].read_text()
     assert "89.20 ± 0.20 (3)" in md and "90.50 ± – (1)" in md and SINGLE_SEED_NOTE in md
+    assert "| p (Holm) | MDE (80%) | paper |" in md and f"| {mde(0.2, 3, 0.2, 3):.2f} |" in md
+    assert "MDE (80\\%)" in paths[2].read_text()
     assert "\\begin{tabular}" in paths[2].read_text()
 
 
@@ -233,3 +237,174 @@ def test_control_compares_cycles_with_gsni_of_the_same_k(tmp_path):
     assert list(table["p_holm"]) == pytest.approx([max(p_gsi, 2 * p_gsgi), 2 * p_gsgi])
     md = write_tables(table.reset_index(), tmp_path / "out", "control")[1].read_text()
     assert "delta vs gsni" in md
+
+
+def test_table1_difference_interval_and_mde(runs):
+    gsgi = cell(table1(runs), method="gsgi")
+    ci = sps.ttest_ind([91.0, 91.2, 91.4], [89.0, 89.2, 89.4], equal_var=False).confidence_interval()
+    assert (gsgi["diff_low"], gsgi["diff_high"]) == pytest.approx((ci.low, ci.high))
+    assert gsgi["mde"] == pytest.approx(mde(0.2, 3, 0.2, 3))
+    stdp = cell(table1(runs), method="stdp-bw")  # one seed: a difference, but no interval or MDE
+    assert not math.isnan(stdp["delta_vs_gs"]) and math.isnan(stdp["diff_low"]) and math.isnan(stdp["mde"])
+
+
+def test_load_runs_reads_stdp_dose(tmp_path):
+    write_run(tmp_path, "gsgi", 5, 0, 0.9, "complete", summary={"stdp_dose": 0.05, "stdp_rel_step": 1e-4})
+    write_run(tmp_path, "gsgi", 5, 1, 0.9, "complete", summary={"stdp_dose": None, "stdp_rel_step": None})
+    write_run(tmp_path, "gs", 5, 0, 0.9, "complete")  # an older summary: no such fields
+    runs = load_runs(tmp_path).set_index(["method", "seed"])
+    assert runs.loc[("gsgi", 0), "stdp_dose"] == 0.05 and runs.loc[("gsgi", 0), "stdp_rel_step"] == 1e-4
+    assert math.isnan(runs.loc[("gsgi", 1), "stdp_dose"]) and math.isnan(runs.loc[("gs", 0), "stdp_rel_step"])
+
+
+# (method, k, stdp_lr, test accuracies over seeds 0..): each STDP method and its isolating controls.
+CONTROL_RUNS = [
+    ("stdp-bw", 5, 0.01, (0.900, 0.902, 0.904)), ("stdp-bw", 5, 1.0, (0.850, 0.852, 0.854)),
+    ("frozen-bw", 5, 0.01, (0.890, 0.892, 0.894)),  # no STDP: serves both stdp_lr values
+    ("shrink-bw", 5, 0.01, (0.901, 0.903, 0.905)), ("shrink-bw", 5, 1.0, (0.870, 0.872, 0.874)),
+    ("gs", 3, 0.01, (0.890, 0.892, 0.894)),  # K is unused by gs, the control of stdp-bw-gs
+    ("stdp-bw-gs", 5, 0.01, (0.910, 0.912, 0.914)),
+    ("gsi", 5, 0.01, (0.900, 0.902, 0.904)), ("gsni", 5, 0.01, (0.890, 0.892, 0.894)),
+    ("gsni", 3, 0.01, (0.800, 0.802, 0.804)),  # another K: never the control of gsi K=5
+    ("gsi-frozen", 5, 0.01, (0.900,)),  # one seed: not testable
+]
+
+
+@pytest.fixture(scope="module")
+def control_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("controls")
+    for method, k, lr, accs in CONTROL_RUNS:
+        for seed, acc in enumerate(accs):
+            dose = {"stdp_dose": lr * (1 + 0.1 * seed)} if method.startswith(("stdp", "gsi")) else {}
+            write_run(root / f"lr{lr}", method, k, seed, acc, "complete", extra={"stdp_lr": lr}, summary=dose)
+    return root
+
+
+def test_controls_match_each_control_on_the_settings_it_uses(control_root):
+    t = controls(load_runs(control_root))
+    assert list(t.columns[:6]) == ["model", "dataset", "stdp_lr", "method", "k", "control"]
+    pairs = [(r.method, r.stdp_lr, r.control) for r in t.itertuples()]
+    assert pairs == [("stdp-bw", 0.01, "frozen-bw"), ("stdp-bw", 0.01, "shrink-bw"), ("stdp-bw-gs", 0.01, "gs"),
+                     ("gsi", 0.01, "gsni"), ("gsi", 0.01, "gsi-frozen"),
+                     ("stdp-bw", 1.0, "frozen-bw"), ("stdp-bw", 1.0, "shrink-bw")]
+    low, high = {"stdp_lr": 0.01}, {"stdp_lr": 1.0}
+    # frozen-bw ignores stdp_lr and serves both; shrink-bw uses it and matches its own
+    assert cell(t, **low, control="frozen-bw")["control_mean"] == pytest.approx(89.2)
+    assert cell(t, **high, control="frozen-bw")["control_mean"] == pytest.approx(89.2)
+    assert cell(t, **low, control="shrink-bw")["control_mean"] == pytest.approx(90.3)
+    assert cell(t, **high, control="shrink-bw")["control_mean"] == pytest.approx(87.2)
+    assert cell(t, control="gsni")["control_mean"] == pytest.approx(89.2)  # gsni K=5, not K=3
+    bwgs = cell(t, control="gs")
+    assert bwgs["control_n"] == 3 and bwgs["delta"] == pytest.approx(2.0) and pd.isna(bwgs["k"])
+    ci = sps.ttest_ind([91.0, 91.2, 91.4], [89.0, 89.2, 89.4], equal_var=False).confidence_interval()
+    assert (bwgs["diff_low"], bwgs["diff_high"]) == pytest.approx((ci.low, ci.high))
+    assert bwgs["mde"] == pytest.approx(mde(0.2, 3, 0.2, 3))
+
+
+def test_controls_holm_and_verdicts(control_root):
+    t = controls(load_runs(control_root))
+    assert t["p_holm"].tolist() == pytest.approx(holm(t["p"]), nan_ok=True)
+    assert t["p"].notna().sum() == 6  # gsi-frozen has one seed
+    v = {(r.method, r.stdp_lr, r.control): r.verdict for r in t.itertuples()}
+    assert v[("stdp-bw-gs", 0.01, "gs")] == "STDP helps"
+    assert v[("stdp-bw", 1.0, "frozen-bw")] == "STDP hurts" and v[("stdp-bw", 1.0, "shrink-bw")] == "STDP hurts"
+    assert v[("stdp-bw", 0.01, "shrink-bw")] == f"not detected (MDE {mde(0.2, 3, 0.2, 3):.2f})"
+    assert v[("gsi", 0.01, "gsi-frozen")] == UNTESTED
+    assert cell(t, control="gsi-frozen")["note"] == SINGLE_SEED_NOTE
+
+
+def test_controls_tables_are_written(control_root, tmp_path):
+    paths = write_tables(controls(load_runs(control_root)), tmp_path, "controls")
+    md = paths[1].read_text()
+    assert "| control | mean ± std (n) | 95% CI | control mean ± std (n) | delta | 95% CI of delta |" in md
+    assert "MDE (80%)" in md and "STDP helps" in md and "89.20 ± 0.20 (3)" in md
+    assert "MDE (80\\%)" in paths[2].read_text()
+
+
+def test_verdicts_take_the_papers_direction(tmp_path):
+    # vgg11/mnist: the paper has stdp-bw-gs 2.35 below gs and gsgi 0.57 above; csnn/digits has no paper cell
+    cells = [("vgg11", "mnist", "gs", 0.980), ("vgg11", "mnist", "stdp-bw-gs", 0.990),
+             ("vgg11", "mnist", "gsgi", 0.990), ("vgg11", "mnist", "gsi", 0.9801),
+             ("csnn", "digits", "gs", 0.900), ("csnn", "digits", "gsgi", 0.920)]
+    for model, dataset, method, acc in cells:
+        for seed in range(3):
+            write_run(tmp_path, method, 5, seed, acc + 0.002 * seed, "complete", model=model, dataset=dataset)
+    runs = load_runs(tmp_path)
+    first, isolated = table1(runs), controls(runs)
+    v = verdicts(first, isolated).set_index(["model", "claim"])
+    assert list(v.columns[:2]) == ["dataset", "k"]
+    bwgs = v.loc[("vgg11", "stdp-bw-gs < gs")]
+    assert (bwgs["paper"], bwgs["paper_base"], bwgs["paper_delta"]) == (95.85, 98.2, -2.35)
+    assert bwgs["delta"] == pytest.approx(1.0) and bwgs["verdict"] == "contradicted"
+    gsgi = v.loc[("vgg11", "gsgi > gs")]
+    assert gsgi["paper_delta"] == 0.57 and gsgi["verdict"] == "reproduced" and gsgi["source"] == "paper Table 1"
+    assert gsgi["p_holm"] == cell(first, model="vgg11", method="gsgi")["p_holm"]
+    gsi = v.loc[("vgg11", "gsi > gs")]
+    assert gsi["verdict"] == f"not detected (MDE {gsi['mde']:.2f})"
+    csnn = v.loc[("csnn", "gsgi > gs")]  # the paper's general claim; no number to put beside it
+    assert csnn["source"] == "paper (no Table 1 cell)" and math.isnan(csnn["paper_delta"])
+    assert csnn["verdict"] == "reproduced"
+    helps = v.loc[("vgg11", "STDP helps: stdp-bw-gs > gs")]  # from the controls table
+    assert helps["source"] == "controls" and helps["paper_delta"] == -2.35 and helps["verdict"] == "reproduced"
+    assert helps["p_holm"] == cell(isolated, method="stdp-bw-gs")["p_holm"]
+    md = write_tables(verdicts(first, isolated), tmp_path / "out", "verdicts", exts=("csv", "md"))[1].read_text()
+    assert "| claim | paper | paper delta | our delta |" in md and "95.85 vs 98.20" in md
+
+
+def test_verdicts_equal_paper_numbers_are_contradicted_by_any_significant_difference(tmp_path):
+    # vgg11/cifar10: the paper prints 83.96 for both gs and stdp-bw-gs
+    for method, acc in (("gs", 0.830), ("stdp-bw-gs", 0.850)):
+        for seed in range(3):
+            write_run(tmp_path, method, 5, seed, acc + 0.002 * seed, "complete", model="vgg11")
+    runs = load_runs(tmp_path)
+    row = verdicts(table1(runs), controls(runs)).iloc[0]
+    assert row["claim"] == "stdp-bw-gs = gs" and row["paper_delta"] == 0 and row["verdict"] == "contradicted"
+
+
+def test_forest_plots_differences_with_interval_and_mde(runs, tmp_path):
+    t = table1(runs)
+    fig = forest(t, "delta_vs_gs", tmp_path, "forest_table1")
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 1
+    plotted = pd.read_csv(tmp_path / "forest_table1.csv")
+    assert list(plotted["label"]) == ["stdp-bw vs gs", "gsi K=5 vs gs", "gsgi K=5 vs gs"]
+    gsgi, row = plotted.iloc[2], cell(t, method="gsgi")
+    assert (gsgi["delta"], gsgi["diff_low"], gsgi["diff_high"], gsgi["mde"]) == pytest.approx(
+        (row["delta_vs_gs"], row["diff_low"], row["diff_high"], row["mde"]))
+    svg = (tmp_path / "forest_table1.svg").read_bytes()
+    forest(t, "delta_vs_gs", tmp_path, "forest_table1")
+    assert (tmp_path / "forest_table1.svg").read_bytes() == svg  # reproducible
+    assert forest(t[t["method"] == "gs"], "delta_vs_gs", tmp_path, "nothing") is None
+    assert not (tmp_path / "nothing.png").exists()
+
+
+def test_forest_of_controls_names_each_baseline(control_root, tmp_path):
+    forest(controls(load_runs(control_root)), "delta", tmp_path, "forest_controls")
+    plotted = pd.read_csv(tmp_path / "forest_controls.csv")
+    assert "stdp-bw stdp_lr=1.0 vs shrink-bw" in set(plotted["label"])
+    assert list(plotted["baseline"])[:3] == ["frozen-bw", "shrink-bw", "gs"]
+
+
+def test_dose_figure(control_root, tmp_path):
+    runs = load_runs(control_root)
+    fig = dose_figure(runs, tmp_path)
+    assert fig.axes[0].get_xscale() == "log"
+    plotted = pd.read_csv(tmp_path / "dose.csv")
+    points, bands = plotted[plotted["kind"] == "point"], plotted[plotted["kind"] == "band"]
+    # every STDP method's cell with a dose (gsi-frozen has one too: written by the fixture)
+    assert len(points) == 5 and set(bands["method"]) == {"gs", "gsni"} and len(bands) == 3
+    high = cell(points, method="stdp-bw", stdp_lr=1.0)
+    doses = [1.0, 1.1, 1.2]
+    low_ci, high_ci = sps.t.interval(0.95, 2, loc=1.1, scale=sps.sem(doses))
+    assert (high["dose"], high["dose_low"], high["dose_high"]) == pytest.approx((1.1, low_ci, high_ci))
+    assert high["mean"] == pytest.approx(85.2) and high["n"] == 3
+    assert dose_figure(runs.assign(stdp_dose=math.nan), tmp_path / "none") is None
+    assert not (tmp_path / "none").exists()
+
+
+def test_build_report_writes_controls_verdicts_forests_and_dose(control_root, root, tmp_path):
+    names = {p.name for p in build_report(control_root, tmp_path / "a")["files"]}
+    assert {"controls.md", "controls_best_test.csv", "verdicts.md", "verdicts_best_test.csv",
+            "forest_table1.svg", "forest_control.png", "forest_controls.csv", "dose.png", "dose.svg"} <= names
+    names = {p.name for p in build_report(root, tmp_path / "b")["files"]}  # no controls, no dose recorded
+    assert "forest_table1.png" in names and "verdicts.csv" in names
+    assert not names & {"controls.md", "forest_controls.png", "dose.png", "verdicts.tex"}

@@ -130,11 +130,11 @@ def test_stdp_step_applies_normalised_update(weight_dep):
     want = delta_w(model.fc_hidden, pre, post, tau_pre=2, tau_post=100, f_pre=f_pre, f_post=f_post)
     w0 = model.fc_hidden.weight.detach().clone()
     b0 = model.fc_hidden.bias.detach().clone()
-    change = stdp_step(rec, lr=0.5, tau_pre=2, tau_post=100, weight_dep=weight_dep)
+    sizes = stdp_step(rec, lr=0.5, tau_pre=2, tau_post=100, weight_dep=weight_dep)
     moved = model.fc_hidden.weight.detach() - w0
     assert moved.abs().max() > 0
     torch.testing.assert_close(moved, 0.5 * want / (4 * 8))  # n_terms = T x batch for a Linear
-    assert change.item() == pytest.approx(moved.abs().mean().item(), rel=1e-5)
+    assert sizes[model.fc_hidden].item() == pytest.approx(moved.norm().item(), rel=1e-5)
     torch.testing.assert_close(model.fc_hidden.bias.detach(), b0)  # STDP never touches bias
     assert list(rec.records()) == []
 
@@ -150,3 +150,22 @@ def test_post_neurons_leaves_batchnorm_statistics_alone():
     post_neurons(model, torch.rand(2, 4, 1, 8, 8), [model.fc_hidden])
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert model.training
+
+
+def test_shrink_step_has_the_stdp_size_along_minus_w():
+    torch.manual_seed(0)
+    model = create_model("csnn", in_channels=1, num_classes=10, width=0.5, hidden=16)
+    x = torch.rand(4, 8, 1, 8, 8)
+    pairs = post_neurons(model, x, [model.fc_hidden])
+    functional.reset_net(model)
+    rec = SpikeRecorder(pairs)
+    model(x)
+    (_, pre, post), = list(rec.records())
+    f_pre, f_post = weight_dependence("clamp")
+    want = delta_w(model.fc_hidden, pre, post, tau_pre=2, tau_post=100, f_pre=f_pre, f_post=f_post)
+    w0 = model.fc_hidden.weight.detach().clone()
+    sizes = stdp_step(rec, lr=0.5, tau_pre=2, tau_post=100, weight_dep="clamp", normalise=False, shrink=True)
+    moved = model.fc_hidden.weight.detach() - w0
+    assert moved.norm().item() == pytest.approx(0.5 * want.norm().item(), rel=1e-5)  # STDP's size ...
+    torch.testing.assert_close(moved / moved.norm(), -w0 / w0.norm())  # ... along -w
+    assert sizes[model.fc_hidden].item() == pytest.approx(moved.norm().item(), rel=1e-5)

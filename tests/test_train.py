@@ -35,13 +35,15 @@ def test_each_mechanism_moves_what_its_row_says(mech):
     moved0, targets, frozen, params, _, without = one_epoch(mech, 0.0)
     assert moved0 == ((params - frozen) if row.optimizer_steps else set())
     moved, _, _, _, _, with_stdp = one_epoch(mech, 0.1)
-    assert moved == moved0 | targets  # STDP moves its targets, and nothing else
+    stepped = targets if row.move != "none" else set()
+    assert moved == moved0 | stepped  # STDP (or its matched shrinkage) moves the targets, nothing else
     for name in targets:  # ... by a step that is really there
-        assert not torch.equal(with_stdp[name], without[name])
+        assert torch.equal(with_stdp[name], without[name]) == (row.move == "none")
 
 
 def test_rows_name_the_paper_mechanisms():
-    assert [m for m, r in cycle.MECHANISMS.items() if not r.backprop_on_stdp] == ["stdp-bw", "stdp-conv"]
+    only_stdp = [m for m, r in cycle.MECHANISMS.items() if r.move == "stdp" and not r.backprop_on_targets]
+    assert only_stdp == ["stdp-bw", "stdp-conv"]
     run = setup(tiny())
     assert cycle.stdp_targets(run.model, "stdp-bw") == [run.model.fc_hidden]
     assert cycle.stdp_targets(run.model, "gs") == cycle.stdp_targets(run.model, "null") == []
@@ -65,7 +67,7 @@ def test_seeded_runs_repeat_and_records_are_complete(tmp_path):
     strip = lambda rows: [(r["epoch"], r["mechanism"], r["split"], r["metric"], r["value"]) for r in rows if r["metric"] != "seconds"]  # noqa: E731
     assert strip(ra) == strip(rb) and strip(ra) != strip(rc)
     assert [r["mechanism"] for r in ra if r["metric"] == "acc" and r["split"] == "test"] == ["gs", "stdp-bw-gs"]
-    stdp = {r["epoch"]: r["value"] for r in ra if r["metric"] == "stdp_update"}
+    stdp = {r["epoch"]: r["value"] for r in ra if r["metric"] == "stdp_step"}
     assert stdp[1] == 0 and stdp[2] > 0  # STDP ran in the stdp-bw-gs epoch only
     assert a["status"] == "complete" and a["epochs_completed"] == 2
     cfg = read_json(tmp_path / "a" / "config.json")
@@ -148,7 +150,7 @@ def test_amp_runs_in_bfloat16_on_the_cpu():
     run.model.features[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
     out = train_epoch(run, "stdp-bw-gs")
     assert seen and set(seen) == {torch.bfloat16}
-    assert out["stdp_update"] > 0 and out["loss"] == out["loss"]
+    assert sum(out["stdp"].values()) > 0 and out["loss"] == out["loss"]
 
 
 def test_compiled_run_applies_the_same_stdp(tmp_path, monkeypatch):
@@ -161,7 +163,7 @@ def test_compiled_run_applies_the_same_stdp(tmp_path, monkeypatch):
         run = train(smoke(tmp_path, method="gsgi", k=2, epochs=2, compile=compiled, name=f"c{compiled}"),
                     progress=False)
         rows[compiled] = {r["epoch"]: r["value"] for r in read_metrics(f"{run['run_dir']}/metrics.csv")
-                          if r["metric"] == "stdp_update"}
+                          if r["metric"] == "stdp_step"}
     torch._dynamo.reset()
     assert rows[False][2] > 0
     assert rows[True][2] == pytest.approx(rows[False][2], rel=1e-4)
@@ -175,3 +177,37 @@ def test_complete_run_is_not_repeated_and_other_settings_are_refused(tmp_path):
         train(smoke(tmp_path, name="r", lr=0.5), progress=False)
     with pytest.raises(ValueError, match=r"other settings \(epochs\)"):
         train(smoke(tmp_path, name="r", epochs=3), progress=False)
+
+
+def test_dose_compares_stdp_with_adam_on_the_same_weights():
+    def rows(epoch, mech, stdp, adam, weight=10.0):
+        return [{"epoch": epoch, "mechanism": mech, "split": "dose", "metric": f"{kind}:fc", "value": v}
+                for kind, v in (("stdp", stdp), ("adam", adam), ("weight", weight))]
+    # gsi: a gs epoch (Adam 0.2), then stdp-bw (fc frozen: Adam 0, STDP 0.01) -> reference is epoch 1
+    assert train_mod.dose(rows(1, "gs", 0.0, 0.2) + rows(2, "stdp-bw", 0.01, 0.0)) == pytest.approx((0.05, 0.001))
+    # stdp-bw-gs: the reference is the same epoch's Adam step
+    assert train_mod.dose(rows(1, "stdp-bw-gs", 0.03, 0.1)) == pytest.approx((0.3, 0.003))
+    # stdp-bw alone: Adam never moves fc, so no dose, only the step relative to the weight
+    assert train_mod.dose(rows(1, "stdp-bw", 0.01, 0.0)) == (None, pytest.approx(0.001))
+    assert train_mod.dose(rows(1, "gs", 0.0, 0.2)) == (None, None)
+
+
+def test_dose_is_recorded_per_layer_and_summarised(tmp_path):
+    done = train(smoke(tmp_path, method="gsgi", k=2, epochs=2), progress=False)
+    metrics = read_metrics(f"{done['run_dir']}/metrics.csv")
+    layers = {r["metric"].split(":", 1)[1] for r in metrics if r["split"] == "dose"}
+    assert layers == {"features.0", "features.4", "fc_hidden"}
+    stdp = {(r["epoch"], r["metric"]): r["value"] for r in metrics if r["split"] == "dose"}
+    assert stdp[(1, "stdp:features.0")] == 0 and stdp[(2, "stdp:features.0")] > 0
+    assert stdp[(2, "stdp:fc_hidden")] == 0  # stdp-bw-gs trains the convs only
+    assert stdp[(2, "adam:features.0")] > 0  # backprop still moves them
+    assert 0 < done["stdp_dose"] < 10 and 0 < done["stdp_rel_step"] < 1
+
+
+def test_on_grad_arm_takes_a_far_larger_step(tmp_path):
+    """The released code's coupling: the raw STDP sum, an SGD step at the Adam learning rate."""
+    doses = {}
+    for name, kw in (("normalised", {}), ("on_grad", dict(stdp_norm=False, stdp_lr=1e-3))):
+        done = train(smoke(tmp_path, method="stdp-bw-gs", epochs=1, name=name, **kw), progress=False)
+        doses[name] = done["stdp_dose"]
+    assert doses["on_grad"] > 100 * doses["normalised"]
