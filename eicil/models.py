@@ -145,10 +145,11 @@ def csnn(in_channels: int, num_classes: int, width: float = 1.0, hidden: int = 1
          ncfg: NeuronConfig | None = None, image_size: int = 8) -> SpikingNet:
     """Two conv blocks: small enough to train on a CPU in seconds.
 
-    The head sees the whole pooled map (2x2 for 8x8 digits, 7x7 for MNIST, 8x8 for CIFAR): an
-    average pool down to 2x2 threw most of a 28x28 digit away (85% on MNIST where this gets 97%+)."""
+    The head sees the whole pooled map (2x2 for 8x8 digits, 7x7 for MNIST, 8x8 for CIFAR): an average
+    pool down to 2x2 threw most of a 28x28 digit away. MNIST, cpu profile, 3 epochs on 10,000 digits,
+    full test set: 16/32 channels 96.5%, 32/32 96.9%, 32/64 97.3% (README, Decisions)."""
     ncfg = ncfg or NeuronConfig()
-    c1, c2 = ch(16, width), ch(32, width)
+    c1, c2 = ch(32, width), ch(64, width)
     features = nn.Sequential(
         conv(in_channels, c1, 3, 1, 1), bn(c1), make_neuron(ncfg),
         layer.MaxPool2d(2, 2, ceil_mode=True, step_mode="m"),

@@ -493,10 +493,11 @@ def forest(table: pd.DataFrame, base_col: str, out_dir: Path | str, name: str) -
         ax.axvline(0, color="k", lw=0.8)
         ax.set_yticks(y, panel["label"], fontsize="small")
         ax.set(title=f"{model} / {dataset}", xlabel="difference (percentage points)")
-        if i == 0:  # one legend, below the first panel, clear of the rows
-            ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=3)
+        if i == 0:
+            handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize="x-small", loc="lower center", ncols=3)  # one legend, under all panels
     fig.suptitle(f"{name}: each row minus its baseline; no bar: n < 2 or no spread", fontsize="small")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.3 / fig.get_figheight(), 1, 1))
     _save_figure(fig, plotted, Path(out_dir), name)
     return fig
 

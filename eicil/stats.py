@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats as sps
+from scipy.integrate import quad
 from scipy.optimize import brentq
 
 
@@ -79,7 +80,12 @@ def welch_power(delta: float, std_a: float, n_a: int, std_b: float, n_b: int, al
     df = _welch_df(va, n_a, vb, n_b)
     crit = float(sps.t.ppf(1 - alpha / 2, df))
     nc = delta / math.sqrt(va + vb)
-    return float(sps.nct.sf(crit, df, nc) + sps.nct.cdf(-crit, df, nc))
+    power = float(sps.nct.sf(crit, df, nc) + sps.nct.cdf(-crit, df, nc))
+    if math.isnan(power):  # scipy's nct fails at df near 1: integrate over the chi-square scale instead
+        beyond = lambda v: (sps.norm.sf(crit * math.sqrt(v / df) - nc)  # noqa: E731
+                            + sps.norm.cdf(-crit * math.sqrt(v / df) - nc)) * sps.chi2.pdf(v, df)
+        power = float(quad(beyond, 0, np.inf)[0])
+    return power
 
 
 def mde(std_a: float, n_a: int, std_b: float, n_b: int, alpha: float = 0.05, power: float = 0.8) -> float:

@@ -37,12 +37,15 @@ def test_unknown_method_and_negative_epochs():
         schedule("gsgl", 5, 10)
     with pytest.raises(ValueError, match="epochs"):
         schedule("gs", 5, -1)
-    assert set(METHODS) == {"gs", "stdp-bw", "stdp-conv", "stdp-bw-gs", "gsi", "gsgi", "gsni"}
+    assert set(METHODS) == {"gs", "stdp-bw", "stdp-conv", "stdp-bw-gs", "gsi", "gsgi", "gsni",
+                            "frozen-bw", "frozen-conv", "shrink-bw", "shrink-conv", "shrink-bw-gs",
+                            "gsi-frozen", "gsi-shrink", "gsgi-shrink"}
 
 
 def test_what_k_and_stdp_settings_matter_for():
     from eicil.cycle import relevant, uses_k, uses_stdp
-    assert [m for m in METHODS if uses_k(m)] == ["gsi", "gsgi", "gsni"]
-    assert [m for m in METHODS if uses_stdp(m)] == ["stdp-bw", "stdp-conv", "stdp-bw-gs", "gsi", "gsgi"]
+    assert [m for m in METHODS if uses_k(m)] == ["gsi", "gsgi", "gsni", "gsi-frozen", "gsi-shrink", "gsgi-shrink"]
+    assert [m for m in METHODS if uses_stdp(m)] == ["stdp-bw", "stdp-conv", "stdp-bw-gs", "shrink-bw", "shrink-conv",
+                                                    "shrink-bw-gs", "gsi", "gsgi", "gsi-shrink", "gsgi-shrink"]
     assert not relevant("gs", "k") and not relevant("gs", "stdp_lr") and relevant("gs", "lr")
     assert relevant("gsni", "handoff") and not relevant("gsni", "weight_dep") and relevant("gsgi", "tau_post")

@@ -86,4 +86,4 @@ def test_ei_net_layout():
 @pytest.mark.parametrize("size,side", [(8, 2), (28, 7), (32, 8)])
 def test_csnn_head_sees_the_whole_pooled_map(size, side):
     model = create_model("csnn", in_channels=1, num_classes=10, image_size=size)
-    assert model.fc_hidden.in_features == 32 * side * side
+    assert model.fc_hidden.in_features == 64 * side * side

@@ -121,3 +121,10 @@ def test_diff_ci_without_spread_keeps_the_difference():
     assert delta == pytest.approx(0.075) and math.isnan(low) and math.isnan(high)
     assert all(math.isnan(v) for v in diff_ci([0.9, 0.9], [0.8, 0.8])[1:])
     assert all(math.isnan(v) for v in diff_ci([], [0.8, 0.85]))
+
+
+def test_mde_with_two_runs_a_side_is_finite_and_large():
+    """Welch df near 1 (n = 2 each, unequal spreads): scipy's noncentral t returns nan far in the tail."""
+    m = mde(0.5, 2, 20.0, 2)
+    se = math.sqrt(0.25 / 2 + 400 / 2)
+    assert math.isfinite(m) and m > 4 * se
