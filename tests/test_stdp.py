@@ -115,16 +115,21 @@ def test_recorder_keeps_references_without_graphs():
     assert list(rec.records()) == []
 
 
-@pytest.mark.parametrize("weight_dep", ["soft", "clamp"])
-def test_stdp_step_applies_normalised_update(weight_dep):
+def recorded_fc_hidden():
+    """A seeded csnn after one forward pass (T=4, batch 8) with fc_hidden's spikes recorded."""
     torch.manual_seed(0)
     model = create_model("csnn", in_channels=1, num_classes=10, width=0.5, hidden=16)
     x = torch.rand(4, 8, 1, 8, 8)
-    pairs = post_neurons(model, x, [model.fc_hidden])
+    rec = SpikeRecorder(post_neurons(model, x, [model.fc_hidden]))
     functional.reset_net(model)
-    rec = SpikeRecorder(pairs)
     model(x)
     (_, pre, post), = list(rec.records())
+    return model, rec, pre, post
+
+
+@pytest.mark.parametrize("weight_dep", ["soft", "clamp"])
+def test_stdp_step_applies_normalised_update(weight_dep):
+    model, rec, pre, post = recorded_fc_hidden()
     assert pre.sum() > 0 and post.sum() > 0  # spikes on both sides: the step cannot be zero by accident
     f_pre, f_post = weight_dependence(weight_dep)
     want = delta_w(model.fc_hidden, pre, post, tau_pre=2, tau_post=100, f_pre=f_pre, f_post=f_post)
@@ -153,14 +158,7 @@ def test_post_neurons_leaves_batchnorm_statistics_alone():
 
 
 def test_shrink_step_has_the_stdp_size_along_minus_w():
-    torch.manual_seed(0)
-    model = create_model("csnn", in_channels=1, num_classes=10, width=0.5, hidden=16)
-    x = torch.rand(4, 8, 1, 8, 8)
-    pairs = post_neurons(model, x, [model.fc_hidden])
-    functional.reset_net(model)
-    rec = SpikeRecorder(pairs)
-    model(x)
-    (_, pre, post), = list(rec.records())
+    model, rec, pre, post = recorded_fc_hidden()
     f_pre, f_post = weight_dependence("clamp")
     want = delta_w(model.fc_hidden, pre, post, tau_pre=2, tau_post=100, f_pre=f_pre, f_post=f_post)
     w0 = model.fc_hidden.weight.detach().clone()
