@@ -46,8 +46,8 @@ CONTROLS = {
     "stdp-bw": ("frozen-bw", "shrink-bw"),
     "stdp-conv": ("frozen-conv", "shrink-conv"),
     "stdp-bw-gs": ("gs", "shrink-bw-gs"),
-    "gsi": ("gsni", "gsi-frozen", "gsi-shrink"),
-    "gsgi": ("gsni", "gsgi-shrink"),
+    "gsi": ("gsi-frozen", "gsi-shrink", "gsni"),
+    "gsgi": ("gs", "gsgi-shrink", "gsni"),  # gsgi minus its STDP steps is gs; gsni also drops Adam's
 }
 HANDOFFS = ("last", "best")  # on a mechanism change: continue, or reload the best-validation weights
 

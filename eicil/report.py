@@ -440,9 +440,9 @@ def _save_figure(fig: Figure, plotted: pd.DataFrame, out_dir: Path, name: str) -
     records.atomic_write_bytes(out_dir / f"{name}.csv", plotted.to_csv(index=False).encode())
 
 
-def _panel_axes(fig: Figure, count: int) -> list:
-    """Up to three panels a row; the unused ones hidden."""
-    ncols = min(3, count)
+def _panel_axes(fig: Figure, count: int, ncols: int = 3) -> list:
+    """Up to ncols panels a row; the unused ones hidden."""
+    ncols = min(ncols, count)
     axes = list(fig.subplots(math.ceil(count / ncols), ncols, squeeze=False).flat)
     for ax in axes[count:]:
         ax.set_visible(False)
@@ -527,28 +527,40 @@ def dose_figure(runs: pd.DataFrame, out_dir: Path | str, metric: str = "test_acc
         return None
     points = _dose_cells(dosed, keys, split, metric, "point")
     bands = _dose_cells(runs[runs["method"].isin(["gs", "gsni"])], keys, split, metric, "band")
+    # a line joins the cells that differ only in stdp_lr: the dose knob
+    knob = [c for c in keys if c != "stdp_lr"]
+    points["line"] = [_line_label(r, [c for c in split if c != "stdp_lr"]) for _, r in points.iterrows()]
     panels = _panels(points)
-    fig = Figure(figsize=(5.2 * min(3, len(panels)), 4.0 * math.ceil(len(panels) / 3) + 0.4))
-    for ax, (model, dataset) in zip(_panel_axes(fig, len(panels)), panels):
+    fig = Figure(figsize=(8.2 * min(2, len(panels)), 4.6 * math.ceil(len(panels) / 2) + 0.4))
+    for ax, (model, dataset) in zip(_panel_axes(fig, len(panels), ncols=2), panels):
         panel, lines = _in_panel(points, model, dataset), _in_panel(bands, model, dataset)
-        colors = iter(sns.color_palette(n_colors=len(panel) + len(lines)))
-        for r in panel.itertuples():
-            ax.errorbar(r.dose, r.mean, xerr=_err(r.dose, r.dose_low, r.dose_high),
-                        yerr=_err(r.mean, r.ci_low, r.ci_high), fmt="o", ms=5, capsize=3, color=next(colors),
-                        label=f"{r.label} (n={r.n})")
+        groups = list(panel.groupby(knob, dropna=False, sort=False))
+        colors = iter(sns.color_palette("tab20", n_colors=len(groups) + len(lines)))
+        for _, line in groups:
+            line = line.sort_values("dose")
+            color, shrink = next(colors), line["method"].iloc[0].endswith("-shrink")
+            x = line["dose"].clip(upper=DOSE_MAX)  # runaway doses (weights blown up) sit on the edge
+            ax.plot(x, line["mean"], "s--" if shrink else "o-", mfc="none" if shrink else color, color=color,
+                    ms=5, lw=1, label=f"{line['line'].iloc[0]} (n={line['n'].max()})")
+            ax.vlines(x, line["ci_low"], line["ci_high"], color=color, lw=1)
         for r in lines.itertuples():
             color = next(colors)
-            ax.axhline(r.mean, color=color, ls="--", lw=1, label=f"{r.label} (n={r.n})")
+            ax.axhline(r.mean, color=color, ls=":", lw=1.2, label=f"{r.label} (n={r.n})")
             if r.n > 1:
-                ax.axhspan(r.ci_low, r.ci_high, color=color, alpha=0.15, lw=0)
+                ax.axhspan(r.ci_low, r.ci_high, color=color, alpha=0.12, lw=0)
+        ax.axvline(DOSE_MAX, color="0.6", lw=0.8)
         ax.set_xscale("log")
-        ax.set(title=f"{model} / {dataset}", xlabel="STDP dose: STDP step / Adam step (mean over STDP epochs)",
-               ylabel=f"{metric.replace('_', ' ')} (%)")
-        ax.legend(fontsize="x-small")
-    fig.suptitle("mean over seeds, bars: 95% CI (n>1); dashed lines and bands: runs without STDP", fontsize="small")
+        ax.set(title=f"{model} / {dataset}", ylabel=f"{metric.replace('_', ' ')} (%)",
+               xlabel=f"STDP dose: STDP step / Adam step (mean over STDP epochs; >{DOSE_MAX:g} on the grey line)")
+        ax.legend(fontsize="xx-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle("mean over seeds, bars: 95% CI; filled: STDP, hollow squares: its shrinkage control\n"
+                 "(same step size along -w); lines join stdp_lr values; dotted: runs without STDP", fontsize="small")
     fig.tight_layout()
-    _save_figure(fig, pd.concat([points, bands], ignore_index=True), Path(out_dir), "dose")
+    _save_figure(fig, pd.concat([points.drop(columns="line"), bands], ignore_index=True), Path(out_dir), "dose")
     return fig
+
+
+DOSE_MAX = 1e3  # doses beyond this are drawn on the plot's edge
 
 
 def _dose_cells(runs: pd.DataFrame, keys: list[str], split: list[str], metric: str, kind: str) -> pd.DataFrame:
