@@ -575,11 +575,6 @@ def _dose_cells(runs: pd.DataFrame, keys: list[str], split: list[str], metric: s
     return _sorted(pd.DataFrame(rows, columns=columns), keys)
 
 
-def _err(mid: float, low: float, high: float) -> list[list[float]]:
-    """An errorbar's (below, above) lengths; 0 where there is no interval (n = 1)."""
-    return [[0.0 if pd.isna(low) else mid - low], [0.0 if pd.isna(high) else high - mid]]
-
-
 def build_report(runs_root: Path | str, out_dir: Path | str = "figures", k: int = 5) -> dict:
     """Write runs.csv; Tables 1-2, the gsni control table, the controls table and the verdicts
     (headline test_acc and the paper's best-test protocol, the latter as *_best_test.*); Figure 2,

@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from . import cycle, records
-from .config import PROFILES, TYPES, ConfigError, config_from, run_name, validate
+from .config import PROFILES, TYPES, Config, ConfigError, config_from, run_name, validate
 from .jobs import Job, cpu_threads, is_complete, run_job, training_notebook
 
 CONFIG_KEYS = {"profile", "settings", "grids"}
@@ -65,7 +65,7 @@ def expand(cfg: dict, out: str | Path, source: str = "config") -> list[Job]:
         axes = {k: v if isinstance(v, list) else [v] for k, v in grid.items()}
         for values in itertools.product(*axes.values()):
             cell = {**settings, **dict(zip(axes, values))}
-            method = cell.get("method", config_from(profile).method if profile in PROFILES else "gs")
+            method = cell.get("method", PROFILES.get(profile, {}).get("method", Config.method))
             for unused in [s for s in cell if not cycle.relevant(method, s)]:
                 cell.pop(unused)  # a setting the method ignores (K of gs): one run, not one per value
             # settings a grid varies beyond the standard ones name the run, so runs never collide
