@@ -26,12 +26,11 @@ run: $(STAMP)
 data: $(STAMP)
 	$(PY) -c "from eicil.data import build_data; [build_data(d, data_root='data', download=True) for d in ('mnist', 'cifar10')]"
 
-# The CPU-scale paper study (configs/study.yaml; needs `make data`) and the STDP dose-response on
+# The CPU-scale paper study (configs/study.yaml; needs `make data`), and the STDP dose-response on
 # digits (configs/dose.yaml); sweeps resume, so an interrupted study continues where it stopped.
 study: $(STAMP)
 	$(VENV)/bin/eicil sweep configs/study.yaml --out runs/study --jobs $(JOBS)
 	$(VENV)/bin/eicil report runs/study --figures figures/study --k 3
-	$(MAKE) dose
 
 dose: $(STAMP)
 	$(VENV)/bin/eicil sweep configs/dose.yaml --out runs/dose --jobs $(JOBS)

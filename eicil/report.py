@@ -54,8 +54,13 @@ SIGNS = {1: ">", 0: "=", -1: "<"}
 FIGURE_EXTS = ("png", "svg", "csv")
 FIGURE_COLUMNS = ["model", "dataset", "method", "k", "epoch", "mechanism", "mean", "ci_low", "ci_high", "n"]
 SINGLE_SEED_NOTE = "n=1: demonstration, not a result"
+# Figure 2 draws the paper's methods and gsni; the other controls are in the controls table and forest.
+FIGURE2_METHODS = PAPER_METHODS + ("gsni",)
 # Config fields that say what a run computed, beyond the named columns and the seed.
 SETTINGS = [name for name in TYPES if name not in RUN_IRRELEVANT and name not in ("model", "dataset", "method", "k", "seed")]
+# The settings that set a run's scale, printed above every markdown table (those that vary are columns).
+SCALE = ("width", "train_subset", "epochs", "timesteps", "batch_size", "test_subset", "val_fraction", "augment")
+PAPER_NOTE = "paper: the paper's full-width, 350-epoch GPU figures."
 
 
 def load_runs(root: Path | str, status: str | None = "complete") -> pd.DataFrame:
@@ -370,14 +375,31 @@ def _control_claim(row: pd.Series, keys: list[str]) -> dict:
             "verdict": _verdict(row["delta"], row["p_holm"], row["mde"], "reproduced", "contradicted")}
 
 
+def scale_note(runs: pd.DataFrame) -> str:
+    """One line naming the scale every run of a table shares (0 subsets: all), and which scale
+    settings differ between rows (each a column of the table)."""
+    shared = [f"{c} {_scale_value(runs[c].iloc[0])}" for c in SCALE if c in runs and runs[c].nunique(dropna=False) == 1]
+    varying = [c for c in SCALE if c in runs and runs[c].nunique(dropna=False) > 1]
+    return (f"Scale of every run: {', '.join(shared)}" + (f"; per row: {', '.join(varying)}" if varying else "")
+            + f". {PAPER_NOTE}")
+
+
+def _scale_value(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "on" if value else "off"
+    return "all" if value == 0 else str(value)
+
+
 def write_tables(df: pd.DataFrame, out_dir: Path | str, name: str,
-                 exts: tuple[str, ...] = ("csv", "md", "tex")) -> list[Path]:
-    """Write name.csv (full precision), name.md and name.tex (readable) into out_dir (those of exts)."""
+                 exts: tuple[str, ...] = ("csv", "md", "tex"), note: str = "") -> list[Path]:
+    """Write name.csv (full precision), name.md and name.tex (readable) into out_dir (those of exts);
+    note (e.g. scale_note(runs)) is the markdown's first line."""
     out_dir = Path(out_dir)
     shown = (_display_verdicts if "claim" in df else _display_controls if "verdict" in df else _display)(df)
     header = "| " + " | ".join(shown.columns) + " |\n|" + "---|" * len(shown.columns) + "\n"
     body = "".join("| " + " | ".join(row) + " |\n" for row in shown.itertuples(index=False))
-    texts = {"csv": lambda: df.to_csv(index=False), "md": lambda: header + body,
+    preamble = f"{note}\n\n" if note else ""
+    texts = {"csv": lambda: df.to_csv(index=False), "md": lambda: preamble + header + body,
              "tex": lambda: shown.to_latex(index=False, escape=True)}
     paths = [out_dir / f"{name}.{ext}" for ext in exts]
     for path, ext in zip(paths, exts):
@@ -385,13 +407,17 @@ def write_tables(df: pd.DataFrame, out_dir: Path | str, name: str,
     return paths
 
 
-def figure2(curves: pd.DataFrame, out_dir: Path | str, k: int = 5) -> Figure:
+def figure2(curves: pd.DataFrame, out_dir: Path | str, k: int = 5,
+            methods: tuple[str, ...] = FIGURE2_METHODS) -> Figure:
     """Test accuracy per epoch, a panel per (model, dataset), a line per method with a 95% CI band.
 
-    Hollow markers sit on epochs trained by an inhibitory (non-gs) mechanism.
+    Only the given methods are drawn (all of them when the curves hold none of these). Hollow
+    markers sit on epochs trained by an inhibitory (non-gs) mechanism.
     """
     out_dir = Path(out_dir)
     split = curves.attrs.get("split", [])
+    if curves["method"].isin(methods).any():
+        curves = curves[curves["method"].isin(methods)]
     line_keys = ["model", "dataset", *split, "method", "k"]
     rows = []
     for cell, group in _pick_k(curves, k, split).groupby(line_keys + ["epoch"], dropna=False):
@@ -400,6 +426,7 @@ def figure2(curves: pd.DataFrame, out_dir: Path | str, k: int = 5) -> Figure:
                      **summarize(group["value"] * 100)})
     columns = FIGURE_COLUMNS[:2] + split + FIGURE_COLUMNS[2:]
     plotted = _sorted(pd.DataFrame(rows, columns=columns + ["std"])[columns], line_keys + ["epoch"])
+    plotted["k"] = plotted["k"].astype("Int64")  # all-empty when no cycle method is drawn
     panels = list(plotted[["model", "dataset"]].drop_duplicates().itertuples(index=False))
     if not panels:
         raise ValueError("figure2: the curves hold no test accuracy to plot")
@@ -614,12 +641,13 @@ def _write_metric_tables(runs: pd.DataFrame, metric: str, suffix: str, k: int, o
     first, second = table1(runs, k=k, metric=metric), table2(runs, metric=metric)
     checked, isolated = control(runs, metric=metric), controls(runs, metric=metric)
     claims = verdicts(first, isolated)
-    files += write_tables(first, out_dir, f"table1{suffix}")
+    note = scale_note(runs)
+    files += write_tables(first, out_dir, f"table1{suffix}", note=note)
     for table, name in ((second, "table2"), (checked, "control"), (isolated, "controls")):
         if len(table):  # a table with no rows (no cycle runs, no controls) is not written
-            files += write_tables(table, out_dir, f"{name}{suffix}")
+            files += write_tables(table, out_dir, f"{name}{suffix}", note=note)
     if len(claims):
-        files += write_tables(claims, out_dir, f"verdicts{suffix}", exts=("csv", "md"))
+        files += write_tables(claims, out_dir, f"verdicts{suffix}", exts=("csv", "md"), note=note)
     return {"table1": (first, "delta_vs_gs"), "control": (checked, "delta_vs_gsni"), "controls": (isolated, "delta")}
 
 

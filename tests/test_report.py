@@ -9,7 +9,7 @@ import pytest
 
 from eicil import records
 from eicil.report import (SINGLE_SEED_NOTE, UNTESTED, build_report, controls, dose_figure, figure2, forest,
-                          load_curves, load_runs, table1, table2, verdicts, write_tables)
+                          load_curves, load_runs, scale_note, table1, table2, verdicts, write_tables)
 from eicil.stats import holm, mde
 from scipy import stats as sps
 
@@ -195,6 +195,17 @@ def test_write_tables(runs, tmp_path):
     assert "\\begin{tabular}" in paths[2].read_text()
 
 
+def test_scale_note_names_shared_scale_and_varying_columns(tmp_path):
+    for width, method in ((0.5, "gs"), (0.25, "gsgi")):
+        write_run(tmp_path, method, 5, 0, 0.9, "complete", extra={"width": width, "train_subset": 3000,
+                                                                    "test_subset": 0, "timesteps": 4, "augment": False})
+    note = scale_note(load_runs(tmp_path))
+    assert note.startswith(f"Scale of every run: train_subset 3000, epochs {EPOCHS}, timesteps 4, test_subset all")
+    assert "augment off; per row: width." in note and "350-epoch" in note
+    md = write_tables(table1(load_runs(tmp_path)), tmp_path / "out", "table1", note=note)[1].read_text()
+    assert md.startswith(note + "\n\n| model | dataset | width |")
+
+
 def test_figure2_writes_plotted_numbers(root, tmp_path):
     fig = figure2(load_curves(root), tmp_path)
     assert len(fig.axes) == 1
@@ -205,6 +216,17 @@ def test_figure2_writes_plotted_numbers(root, tmp_path):
     last = plotted[(plotted["method"] == "gsgi") & (plotted["epoch"] == EPOCHS)].iloc[0]
     assert last["k"] == 5 and last["n"] == 3 and last["mechanism"] == "stdp-bw-gs"
     assert last["mean"] == pytest.approx(91.2) and last["ci_low"] < 91.2 < last["ci_high"]
+
+
+def test_figure2_draws_paper_methods_and_gsni_only(tmp_path):
+    for method in ("gs", "gsni", "gsi-shrink", "frozen-bw"):
+        write_run(tmp_path / "runs", method, 5, 0, 0.9, "complete")
+    figure2(load_curves(tmp_path / "runs"), tmp_path)
+    assert set(pd.read_csv(tmp_path / "figure2.csv")["method"]) == {"gs", "gsni"}
+    only_controls = tmp_path / "controls"
+    write_run(only_controls, "frozen-bw", 5, 0, 0.9, "complete")
+    figure2(load_curves(only_controls), tmp_path)  # nothing of the paper's: every method is drawn
+    assert set(pd.read_csv(tmp_path / "figure2.csv")["method"]) == {"frozen-bw"}
 
 
 def test_build_report(root, tmp_path):
