@@ -427,31 +427,35 @@ def figure2(curves: pd.DataFrame, out_dir: Path | str, k: int = 5,
     columns = FIGURE_COLUMNS[:2] + split + FIGURE_COLUMNS[2:]
     plotted = _sorted(pd.DataFrame(rows, columns=columns + ["std"])[columns], line_keys + ["epoch"])
     plotted["k"] = plotted["k"].astype("Int64")  # all-empty when no cycle method is drawn
-    panels = list(plotted[["model", "dataset"]].drop_duplicates().itertuples(index=False))
+    panels = _panels(plotted)
     if not panels:
         raise ValueError("figure2: the curves hold no test accuracy to plot")
-    plotted["line"] = [_line_label(r, split) for _, r in plotted.iterrows()]
+    # A setting that is the same across a panel goes into its title, not into every line's label.
+    titles, labels = {}, pd.Series("", index=plotted.index)
+    for model, dataset in panels:
+        panel = _in_panel(plotted, model, dataset)
+        within = [c for c in split if panel[c].nunique() > 1]
+        shared = [f"{c} {panel[c].dropna().iloc[0]}" for c in split if c not in within and panel[c].notna().any()]
+        titles[model, dataset] = f"{model} / {dataset}" + (f" ({', '.join(shared)})" if shared else "")
+        labels[panel.index] = [_line_label(r, within) for _, r in panel.iterrows()]
+    plotted["line"] = labels
     seeds = _pick_k(curves, k, split).merge(plotted[line_keys + ["epoch", "line"]], on=line_keys + ["epoch"])
     seeds["acc"] = seeds["value"] * 100
     ncols = min(3, len(panels))
-    nrows = math.ceil(len(panels) / ncols)
-    fig = Figure(figsize=(4.8 * ncols, 3.6 * nrows + 0.4))
-    axes = fig.subplots(nrows, ncols, squeeze=False).flat
-    for ax, (model, dataset) in zip(axes, panels):
-        panel = plotted[(plotted["model"] == model) & (plotted["dataset"] == dataset)]
+    fig = Figure(figsize=(4.8 * ncols, 3.6 * math.ceil(len(panels) / ncols) + 0.4))
+    for ax, (model, dataset) in zip(_panel_axes(fig, len(panels)), panels):
+        panel = _in_panel(plotted, model, dataset)
         order = list(dict.fromkeys(panel["line"]))
         palette = dict(zip(order, sns.color_palette(n_colors=len(order))))
         # seaborn draws each line from the seeds, its band from the same t-interval as figure2.csv
-        sns.lineplot(data=seeds[(seeds["model"] == model) & (seeds["dataset"] == dataset)], x="epoch", y="acc",
+        sns.lineplot(data=_in_panel(seeds, model, dataset), x="epoch", y="acc",
                      hue="line", hue_order=order, palette=palette, errorbar=_ci95, lw=1.2, ax=ax)
         inhibitory = panel[panel["mechanism"] != cycle.EXCITATORY]
         for label, points in inhibitory.groupby("line", sort=False):
             ax.plot(points["epoch"], points["mean"], "o", ms=3.5, mfc="none", color=palette[label])
-        ax.set(title=f"{model} / {dataset}", xlabel="epoch", ylabel="test accuracy (%)")
+        ax.set(title=titles[model, dataset], xlabel="epoch", ylabel="test accuracy (%)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize="small", title=None)
-    for ax in list(axes)[len(panels):]:
-        ax.set_visible(False)
     fig.suptitle("mean over seeds; band: 95% CI; hollow markers: inhibitory (non-gs) epochs", fontsize="small")
     fig.tight_layout()
     _save_figure(fig, plotted[columns], out_dir, "figure2")

@@ -229,6 +229,17 @@ def test_figure2_draws_paper_methods_and_gsni_only(tmp_path):
     assert set(pd.read_csv(tmp_path / "figure2.csv")["method"]) == {"frozen-bw"}
 
 
+def test_figure2_titles_panel_settings_and_hides_spare_axes(tmp_path):
+    for model, width in (("resnet18", 0.125), ("ei_net", 0.125), ("vgg11", 0.25), ("csnn", 0.5)):
+        for method in ("gs", "gsgi"):
+            write_run(tmp_path / "runs", method, 5, 0, 0.9, "complete", model=model, extra={"width": width})
+    fig = figure2(load_curves(tmp_path / "runs"), tmp_path)
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(fig.axes) == 6 and len(shown) == 4
+    assert shown[3].get_title() == "csnn / cifar10 (width 0.5)"
+    assert [t.get_text() for t in shown[3].get_legend().get_texts()] == ["gs", "gsgi K=5"]
+
+
 def test_build_report(root, tmp_path):
     result = build_report(root, tmp_path / "figures")
     names = {p.name for p in result["files"]}
