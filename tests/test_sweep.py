@@ -6,7 +6,9 @@ import yaml
 
 from eicil.cli import main
 from eicil.records import read_json
-from eicil.sweep import expand, run_sweep
+from pathlib import Path
+
+from eicil.sweep import expand, load_config, run_sweep
 
 
 def write(tmp_path, cfg, name="sweep.yaml"):
@@ -44,6 +46,16 @@ def test_expand_merges_k_of_single_methods_and_names_extra_axes(tmp_path):
     names = sorted(j.name for j in jobs)
     assert names == ["csnn-digits-gs-s0", "csnn-digits-gsi-k3-s0", "csnn-digits-gsi-k5-s0",
                      "csnn-digits-gsi-k5-s0-stdp_lr=0.01", "csnn-digits-gsi-k5-s0-stdp_lr=0.1"]
+
+
+# The committed sweeps and the number of runs their READMEs and headers state.
+SWEEPS = {"cpu.yaml": 85, "study.yaml": 158, "dose.yaml": 435}
+
+
+@pytest.mark.parametrize("name,count", SWEEPS.items())
+def test_committed_sweeps_expand_to_their_stated_size(name, count, tmp_path):
+    path = Path(__file__).parent.parent / "configs" / name
+    assert len(expand(load_config(path), tmp_path)) == count
 
 
 def test_local_sweep_runs_skips_and_records_failures(tmp_path):
