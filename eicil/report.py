@@ -430,15 +430,8 @@ def figure2(curves: pd.DataFrame, out_dir: Path | str, k: int = 5,
     panels = _panels(plotted)
     if not panels:
         raise ValueError("figure2: the curves hold no test accuracy to plot")
-    # A setting that is the same across a panel goes into its title, not into every line's label.
-    titles, labels = {}, pd.Series("", index=plotted.index)
-    for model, dataset in panels:
-        panel = _in_panel(plotted, model, dataset)
-        within = [c for c in split if panel[c].nunique() > 1]
-        shared = [f"{c} {panel[c].dropna().iloc[0]}" for c in split if c not in within and panel[c].notna().any()]
-        titles[model, dataset] = f"{model} / {dataset}" + (f" ({', '.join(shared)})" if shared else "")
-        labels[panel.index] = [_line_label(r, within) for _, r in panel.iterrows()]
-    plotted["line"] = labels
+    titles, within = _panel_settings(plotted, split)
+    plotted["line"] = [_line_label(r, within[r["model"], r["dataset"]]) for _, r in plotted.iterrows()]
     seeds = _pick_k(curves, k, split).merge(plotted[line_keys + ["epoch", "line"]], on=line_keys + ["epoch"])
     seeds["acc"] = seeds["value"] * 100
     ncols = min(3, len(panels))
@@ -488,6 +481,19 @@ def _in_panel(frame: pd.DataFrame, model: str, dataset: str) -> pd.DataFrame:
     return frame[(frame["model"] == model) & (frame["dataset"] == dataset)]
 
 
+def _panel_settings(frame: pd.DataFrame, split: list[str]) -> tuple[dict, dict]:
+    """Per (model, dataset) panel: its title, naming the split settings all its rows share, and the
+    split settings that vary within it (the only ones a line's label needs)."""
+    titles, within = {}, {}
+    for model, dataset in _panels(frame):
+        panel = _in_panel(frame, model, dataset)
+        within[model, dataset] = [c for c in split if panel[c].nunique() > 1]
+        shared = [f"{c} {panel[c].dropna().iloc[0]}" for c in split
+                  if c not in within[model, dataset] and panel[c].notna().any()]
+        titles[model, dataset] = f"{model} / {dataset}" + (f" ({', '.join(shared)})" if shared else "")
+    return titles, within
+
+
 def _line_label(row: pd.Series, split: list[str]) -> str:
     name = row["method"] if pd.isna(row["k"]) else f"{row['method']} K={int(row['k'])}"
     return " ".join([name] + [f"{c}={row[c]}" for c in split if not pd.isna(row[c])])
@@ -523,7 +529,7 @@ def forest(table: pd.DataFrame, base_col: str, out_dir: Path | str, name: str) -
         ax.plot(panel["delta"], y, "o", color="C0", ms=4, label="difference of means")
         ax.axvline(0, color="k", lw=0.8)
         ax.set_yticks(y, panel["label"], fontsize="small")
-        ax.set(title=f"{model} / {dataset}", xlabel="difference (percentage points)")
+        ax.set(title=panel["title"].iloc[0], xlabel="difference (percentage points)")
         if i == 0:
             handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, fontsize="x-small", loc="lower center", ncols=3)  # one legend, under all panels
@@ -539,8 +545,10 @@ def _forest_rows(table: pd.DataFrame, base_col: str) -> pd.DataFrame:
     keys = list(table.columns[:list(table.columns).index("mean")])
     split = [c for c in keys if c not in ("model", "dataset", "method", "k", "control")]
     baseline = rows["control"] if "control" in rows else pd.Series(base_col.removeprefix("delta_vs_"), rows.index)
-    labels = [f"{_line_label(r, split)} vs {b}" for (_, r), b in zip(rows.iterrows(), baseline)]
+    titles, within = _panel_settings(rows, split)
+    labels = [f"{_line_label(r, within[r['model'], r['dataset']])} vs {b}" for (_, r), b in zip(rows.iterrows(), baseline)]
     return pd.DataFrame({"model": rows["model"], "dataset": rows["dataset"], "label": labels,
+                         "title": [titles[m, d] for m, d in zip(rows["model"], rows["dataset"])],
                          "baseline": baseline, "delta": rows[base_col], "diff_low": rows["diff_low"],
                          "diff_high": rows["diff_high"], "mde": rows["mde"], "p_holm": rows["p_holm"]})
 

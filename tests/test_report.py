@@ -238,6 +238,9 @@ def test_figure2_titles_panel_settings_and_hides_spare_axes(tmp_path):
     assert len(fig.axes) == 6 and len(shown) == 4
     assert shown[3].get_title() == "csnn / cifar10 (width 0.5)"
     assert [t.get_text() for t in shown[3].get_legend().get_texts()] == ["gs", "gsgi K=5"]
+    forest(table1(load_runs(tmp_path / "runs")), "delta_vs_gs", tmp_path, "forest")
+    rows = pd.read_csv(tmp_path / "forest.csv")
+    assert set(rows["label"]) == {"gsgi K=5 vs gs"} and "csnn / cifar10 (width 0.5)" in set(rows["title"])
 
 
 def test_build_report(root, tmp_path):
