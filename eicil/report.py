@@ -61,6 +61,7 @@ SETTINGS = [name for name in TYPES if name not in RUN_IRRELEVANT and name not in
 # The settings that set a run's scale, printed above every markdown table (those that vary are columns).
 SCALE = ("width", "train_subset", "epochs", "timesteps", "batch_size", "test_subset", "val_fraction", "augment")
 PAPER_NOTE = "paper: the paper's full-width, 350-epoch GPU figures."
+DOSE_MAX = 1e3  # doses beyond this are drawn on the dose plot's edge
 
 
 def load_runs(root: Path | str, status: str | None = "complete") -> pd.DataFrame:
@@ -378,16 +379,17 @@ def _control_claim(row: pd.Series, keys: list[str]) -> dict:
 def scale_note(runs: pd.DataFrame) -> str:
     """One line naming the scale every run of a table shares (0 subsets: all), and which scale
     settings differ between rows (each a column of the table)."""
-    shared = [f"{c} {_scale_value(runs[c].iloc[0])}" for c in SCALE if c in runs and runs[c].nunique(dropna=False) == 1]
-    varying = [c for c in SCALE if c in runs and runs[c].nunique(dropna=False) > 1]
+    present = [c for c in SCALE if c in runs]
+    varying = [c for c in present if runs[c].nunique(dropna=False) > 1]
+    shared = [f"{c} {_scale_value(c, runs[c].iloc[0])}" for c in present if c not in varying]
     return (f"Scale of every run: {', '.join(shared)}" + (f"; per row: {', '.join(varying)}" if varying else "")
             + f". {PAPER_NOTE}")
 
 
-def _scale_value(value) -> str:
+def _scale_value(name: str, value) -> str:
     if isinstance(value, (bool, np.bool_)):
         return "on" if value else "off"
-    return "all" if value == 0 else str(value)
+    return "all" if name.endswith("_subset") and value == 0 else str(value)
 
 
 def write_tables(df: pd.DataFrame, out_dir: Path | str, name: str,
@@ -568,7 +570,8 @@ def dose_figure(runs: pd.DataFrame, out_dir: Path | str, metric: str = "test_acc
     bands = _dose_cells(runs[runs["method"].isin(["gs", "gsni"])], keys, split, metric, "band")
     # a line joins the cells that differ only in stdp_lr: the dose knob
     knob = [c for c in keys if c != "stdp_lr"]
-    points["line"] = [_line_label(r, [c for c in split if c != "stdp_lr"]) for _, r in points.iterrows()]
+    titles, within = _panel_settings(points, [c for c in split if c != "stdp_lr"])
+    points["line"] = [_line_label(r, within[r["model"], r["dataset"]]) for _, r in points.iterrows()]
     panels = _panels(points)
     fig = Figure(figsize=(8.2 * min(2, len(panels)), 4.6 * math.ceil(len(panels) / 2) + 0.4))
     for ax, (model, dataset) in zip(_panel_axes(fig, len(panels), ncols=2), panels):
@@ -589,7 +592,7 @@ def dose_figure(runs: pd.DataFrame, out_dir: Path | str, metric: str = "test_acc
                 ax.axhspan(r.ci_low, r.ci_high, color=color, alpha=0.12, lw=0)
         ax.axvline(DOSE_MAX, color="0.6", lw=0.8)
         ax.set_xscale("log")
-        ax.set(title=f"{model} / {dataset}", ylabel=f"{metric.replace('_', ' ')} (%)",
+        ax.set(title=titles[model, dataset], ylabel=f"{metric.replace('_', ' ')} (%)",
                xlabel=f"STDP dose: STDP step / Adam step (mean over STDP epochs; >{DOSE_MAX:g} on the grey line)")
         ax.legend(fontsize="xx-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle("mean over seeds, bars: 95% CI; filled: STDP, hollow squares: its shrinkage control\n"
@@ -598,8 +601,6 @@ def dose_figure(runs: pd.DataFrame, out_dir: Path | str, metric: str = "test_acc
     _save_figure(fig, pd.concat([points.drop(columns="line"), bands], ignore_index=True), Path(out_dir), "dose")
     return fig
 
-
-DOSE_MAX = 1e3  # doses beyond this are drawn on the plot's edge
 
 
 def _dose_cells(runs: pd.DataFrame, keys: list[str], split: list[str], metric: str, kind: str) -> pd.DataFrame:

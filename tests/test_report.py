@@ -206,6 +206,12 @@ def test_scale_note_names_shared_scale_and_varying_columns(tmp_path):
     assert md.startswith(note + "\n\n| model | dataset | width |")
 
 
+def test_scale_note_says_all_only_of_subsets(tmp_path):
+    write_run(tmp_path, "gs", 5, 0, 0.9, "complete", extra={"train_subset": 0, "val_fraction": 0.0})
+    note = scale_note(load_runs(tmp_path))
+    assert "train_subset all" in note and "val_fraction 0.0" in note
+
+
 def test_figure2_writes_plotted_numbers(root, tmp_path):
     fig = figure2(load_curves(root), tmp_path)
     assert len(fig.axes) == 1
