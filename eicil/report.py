@@ -560,10 +560,12 @@ def dose_figure(runs: pd.DataFrame, out_dir: Path | str, metric: str = "test_acc
     differ only in the seed, at the mean of both with 95% CIs over seeds; horizontal lines and bands
     (mean, 95% CI) for the same panel's gs and gsni, which use no STDP. A panel per (model, dataset).
 
-    Writes dose.{png,svg,csv}; returns None and writes nothing when no run has a finite dose."""
+    A run whose dose overflowed (weights blown up: an infinite dose) counts in its cell's accuracy
+    and puts the cell on the plot's edge. Writes dose.{png,svg,csv}; returns None and writes nothing
+    when no run has a dose."""
     split = split_settings(runs)
     keys = ["model", "dataset", *split, "method", "k"]
-    dosed = runs[np.isfinite(runs["stdp_dose"].to_numpy(float))]
+    dosed = runs[runs["stdp_dose"].notna()]
     if dosed.empty:
         return None
     points = _dose_cells(dosed, keys, split, metric, "point")
@@ -608,7 +610,9 @@ def _dose_cells(runs: pd.DataFrame, keys: list[str], split: list[str], metric: s
     rows = []
     for cell, group in runs.groupby(keys, dropna=False, sort=False):
         info = dict(zip(keys, cell))
-        acc, dose = summarize(group[metric] * 100), summarize(group["stdp_dose"].dropna())
+        doses = group["stdp_dose"].dropna()
+        acc = summarize(group[metric] * 100)
+        dose = summarize(doses) if np.isfinite(doses).all() else dict.fromkeys(("mean", "ci_low", "ci_high"), math.inf)
         rows.append({**info, "kind": kind, "label": _line_label(pd.Series(info), split), "dose": dose["mean"],
                      "dose_low": dose["ci_low"], "dose_high": dose["ci_high"], **acc})
     columns = keys + ["kind", "label", "dose", "dose_low", "dose_high", "mean", "std", "n", "ci_low", "ci_high"]
@@ -642,9 +646,19 @@ def build_report(runs_root: Path | str, out_dir: Path | str = "figures", k: int 
     if dose_figure(runs, out_dir) is not None:
         files += [out_dir / f"dose.{ext}" for ext in FIGURE_EXTS]
     skipped = every_run[every_run["status"] != "complete"]
-    lines = [f"{len(runs)} complete runs under {runs_root}; {len(skipped)} skipped; {len(files)} files in {out_dir}"]
+    lines = [f"{len(runs)} complete runs under {runs_root}; {len(skipped)} skipped; {len(files)} files in {out_dir}",
+             run_time_line(runs)]
     lines += [f"skipped ({r.status}): {r.path}" for r in skipped.itertuples()]
     return {"files": files, "summary": "\n".join(lines)}
+
+
+def run_time_line(runs: pd.DataFrame) -> str:
+    """The summed wall_seconds of the runs' summaries: what a sweep of them costs on this machine."""
+    seconds = [records.read_json(Path(path) / "summary.json").get("wall_seconds") for path in runs["path"]]
+    known = [s for s in seconds if s is not None]
+    hours = sum(known) / 3600
+    return (f"run time: {hours:.2f} h summed over {len(known)} runs' wall_seconds "
+            f"(~{hours / 2:.2f} h with --jobs 2 on 2 cores)")
 
 
 def _write_metric_tables(runs: pd.DataFrame, metric: str, suffix: str, k: int, out_dir: Path,

@@ -9,7 +9,8 @@ import pytest
 
 from eicil import records
 from eicil.report import (SINGLE_SEED_NOTE, UNTESTED, build_report, controls, dose_figure, figure2, forest,
-                          load_curves, load_runs, scale_note, table1, table2, verdicts, write_tables)
+                          load_curves, load_runs, run_time_line, scale_note, table1, table2, verdicts,
+                          write_tables)
 from eicil.stats import holm, mde
 from scipy import stats as sps
 
@@ -257,6 +258,14 @@ def test_build_report(root, tmp_path):
     assert "12 complete runs" in result["summary"] and "skipped (running)" in result["summary"]
 
 
+def test_run_time_line_sums_wall_seconds(tmp_path):
+    write_run(tmp_path, "gs", 5, 0, 0.5, "complete", summary={"wall_seconds": 1800.0})
+    write_run(tmp_path, "gsgi", 5, 0, 0.5, "complete", summary={"wall_seconds": 5400.0})
+    write_run(tmp_path, "gsi", 5, 0, 0.5, "complete", summary={"wall_seconds": None})  # an old record
+    line = run_time_line(load_runs(tmp_path))
+    assert line.startswith("run time: 2.00 h summed over 2 runs") and "~1.00 h with --jobs 2" in line
+
+
 def test_build_report_without_complete_runs(tmp_path):
     write_run(tmp_path, "gs", 5, 0, 0.5, "running")
     with pytest.raises(ValueError, match=str(tmp_path)):
@@ -439,6 +448,11 @@ def test_dose_figure(control_root, tmp_path):
     low_ci, high_ci = sps.t.interval(0.95, 2, loc=1.1, scale=sps.sem(doses))
     assert (high["dose"], high["dose_low"], high["dose_high"]) == pytest.approx((1.1, low_ci, high_ci))
     assert high["mean"] == pytest.approx(85.2) and high["n"] == 3
+    one = (runs["method"] == "stdp-bw") & (runs["stdp_lr"] == 1.0) & (runs["seed"] == 0)
+    blown = runs.assign(stdp_dose=runs["stdp_dose"].mask(one, math.inf))  # that run's weights blew up
+    dose_figure(blown, tmp_path / "blown")
+    edge = cell(pd.read_csv(tmp_path / "blown" / "dose.csv"), method="stdp-bw", stdp_lr=1.0)
+    assert edge["n"] == 3 and edge["mean"] == pytest.approx(85.2) and edge["dose"] == math.inf
     assert dose_figure(runs.assign(stdp_dose=math.nan), tmp_path / "none") is None
     assert not (tmp_path / "none").exists()
 
