@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 OUT ?= runs/cpu
 JOBS ?= 2
 
-.PHONY: install run test bench data study dose clean
+.PHONY: install run test bench data study dose dose-data clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ study: $(STAMP)
 dose: $(STAMP)
 	$(VENV)/bin/eicil sweep configs/dose.yaml --out runs/dose --jobs $(JOBS)
 	$(VENV)/bin/eicil report runs/dose --figures figures/dose
+
+# The digits dose at which STDP lifted gsgi, on MNIST and CIFAR-10 (configs/dose_data.yaml; needs `make data`).
+dose-data: $(STAMP)
+	$(VENV)/bin/eicil sweep configs/dose_data.yaml --out runs/dose_data --jobs $(JOBS)
+	$(VENV)/bin/eicil report runs/dose_data --figures figures/dose_data --k 3
 
 test: $(STAMP)
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider --durations=8
