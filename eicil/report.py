@@ -31,7 +31,7 @@ ORDER = {column: {name: i for i, name in enumerate(names)} for column, names in 
 }.items()}
 ORDER["control"] = ORDER["method"]
 RUN_COLUMNS = ["model", "dataset", "method", "k", "seed", "test_acc", "best_test_acc", "best_val_acc",
-               "stdp_dose", "stdp_rel_step", "epochs", "status", "path"]
+               "stdp_dose", "stdp_rel_step", "wall_seconds", "epochs", "status", "path"]
 CURVE_COLUMNS = ["model", "dataset", "method", "k", "seed", "epoch", "mechanism", "value"]
 
 
@@ -83,6 +83,7 @@ def load_runs(root: Path | str, status: str | None = "complete") -> pd.DataFrame
             "seed": config["seed"], "test_acc": summary.get("test_acc"),
             "best_test_acc": summary.get("best_test_acc"), "best_val_acc": summary.get("best_val_acc"),
             "stdp_dose": _number(summary.get("stdp_dose")), "stdp_rel_step": _number(summary.get("stdp_rel_step")),
+            "wall_seconds": _number(summary.get("wall_seconds")),
             "epochs": config["epochs"], "status": summary["status"], "path": str(path),
         }
         extra = {key: v if cycle.relevant(method, key) else None for key, v in config.items()
@@ -633,7 +634,8 @@ def build_report(runs_root: Path | str, out_dir: Path | str = "figures", k: int 
     if runs.empty:
         raise ValueError(f"no complete runs under {runs_root}")
     files = [out_dir / "runs.csv"]
-    records.atomic_write_bytes(files[0], every_run.to_csv(index=False).encode())
+    # wall_seconds depends on the machine and its load: left out so runs.csv reproduces byte for byte
+    records.atomic_write_bytes(files[0], every_run.drop(columns="wall_seconds").to_csv(index=False).encode())
     drawn = {}
     for metric, suffix in (("test_acc", ""), ("best_test_acc", "_best_test")):
         tables = _write_metric_tables(runs, metric, suffix, k, out_dir, files)
@@ -654,9 +656,8 @@ def build_report(runs_root: Path | str, out_dir: Path | str = "figures", k: int 
 
 def run_time_line(runs: pd.DataFrame) -> str:
     """The summed wall_seconds of the runs' summaries: what a sweep of them costs on this machine."""
-    seconds = [records.read_json(Path(path) / "summary.json").get("wall_seconds") for path in runs["path"]]
-    known = [s for s in seconds if s is not None]
-    hours = sum(known) / 3600
+    known = runs["wall_seconds"].dropna()
+    hours = known.sum() / 3600
     return (f"run time: {hours:.2f} h summed over {len(known)} runs' wall_seconds "
             f"(~{hours / 2:.2f} h with --jobs 2 on 2 cores)")
 

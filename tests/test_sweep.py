@@ -1,13 +1,12 @@
 """Sweeps: validated configs, skipped complete runs, failures recorded, Ray executor."""
 import csv
+from pathlib import Path
 
 import pytest
 import yaml
 
 from eicil.cli import main
 from eicil.records import read_json
-from pathlib import Path
-
 from eicil.sweep import expand, load_config, run_sweep
 
 
