@@ -6,6 +6,7 @@ own scalars. Nothing here imports the trainer.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 import torch
@@ -31,11 +32,17 @@ class Config:
     epochs: int = 10  # training epochs
     timesteps: int = 4  # T: direct encoding feeds the image at each of T steps
     batch_size: int = 64  # examples per step
-    lr: float = 1e-3  # Adam learning rate, cosine-annealed over the epochs
+    lr: float = 1e-3  # peak learning rate of the optimiser
+    optimizer: str = "adam"  # adam | sgd (Nesterov, momentum 0.9)
+    weight_decay: float = 0.0  # L2 penalty the optimiser adds to every gradient
+    lr_schedule: str = "cosine"  # cosine (stepped per epoch) | linear (warm-up, then linear decay to 0, per batch)
+    warmup: float = 0.0  # linear schedule: share of all batches spent warming up from lr/10
+    label_smoothing: float = 0.0  # cross-entropy label smoothing
     width: float = 1.0  # channel multiplier of the model
     hidden: int = 128  # units of the spiking hidden Linear (the stdp-bw layer)
     stem: str = "cifar"  # resnet18 stem: cifar (3x3) or imagenet (7x7 s2 + max-pool)
-    stdp_lr: float = 0.01  # SGD step size on the normalised STDP update, scaled like the Adam lr
+    stdp_lr: float = 0.01  # SGD step size on the normalised STDP update, scaled like the optimiser's lr
+    stdp_dose: float = 0.0  # RHO > 0: each STDP step's norm is RHO x the optimiser's step on that layer (stdp_lr unused)
     stdp_norm: bool = True  # divide the summed STDP update by its number of terms
     weight_dep: str = "clamp"  # clamp (released code's f(w)) | soft (paper Eq. 5)
     tau_pre: float = 2.0  # pre-synaptic trace time constant, in time steps
@@ -48,7 +55,7 @@ class Config:
     seed: int = 0  # seeds weights, validation split and data order
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = False  # bf16 autocast (CUDA or CPU)
-    compile: bool = False  # torch.compile the model (off unless it measurably helps)
+    compile: str = "auto"  # torch.compile the model: auto (where measured to help) | on | off
     num_workers: int = 0  # DataLoader worker processes
     v_threshold: float = 1.0  # IF threshold
     surrogate_alpha: float = 4.0  # sigmoid surrogate steepness
@@ -59,10 +66,23 @@ class Config:
 
 
 PROFILES = {
-    "smoke": dict(epochs=2, train_subset=192, timesteps=2, width=0.5, hidden=32),
+    "smoke": dict(epochs=2, train_subset=192, timesteps=2, width=0.5, hidden=32, compile="off"),
     "cpu": dict(),
+    # The CPU recipe for the paper's convnets on CIFAR-10 (docs/decisions.md, The deep recipe):
+    # one run of at most 15 minutes on 2 CPU cores; PROFILE_MODELS holds what differs per model.
+    "deep": dict(dataset="cifar10", augment=True, timesteps=2, batch_size=128, optimizer="sgd", lr=0.1,
+                 weight_decay=5e-4, lr_schedule="linear", warmup=0.1, label_smoothing=0.1, val_fraction=0.02,
+                 epochs=10, hidden=256),
     "paper": dict(model="resnet18", dataset="cifar10", epochs=350, batch_size=64, lr=1e-3,
                   timesteps=4, seed=230, augment=True, hidden=256, handoff="best", num_workers=4),
+}
+
+OPTIMIZERS = ("adam", "sgd")
+LR_SCHEDULES = ("cosine", "linear")
+COMPILE = ("auto", "on", "off")
+
+PROFILE_MODELS = {
+    "deep": {"resnet18": dict(width=0.125), "vgg11": dict(width=0.25), "ei_net": dict(width=0.125)},
 }
 
 # Fields that do not change what a run computes: a run may resume under other values, and the
@@ -91,7 +111,8 @@ def config_from(profile: str = "cpu", **overrides) -> Config:
     unknown = sorted(set(overrides) - set(TYPES))
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
-    values = {**PROFILES[profile], **overrides}
+    model = overrides.get("model", PROFILES[profile].get("model", Config.model))
+    values = {**PROFILES[profile], **PROFILE_MODELS.get(profile, {}).get(model, {}), **overrides}
     return Config(**{name: coerce(name, v) for name, v in values.items()})
 
 
@@ -114,6 +135,13 @@ def validate(cfg: Config) -> Config:
     _need(cfg.timesteps >= 1, f"timesteps (T) must be >= 1, got {cfg.timesteps}")
     _need(cfg.lr > 0, f"lr must be > 0, got {cfg.lr}")
     _need(cfg.stdp_lr >= 0, f"stdp_lr must be >= 0, got {cfg.stdp_lr}")
+    _need(cfg.stdp_dose >= 0 and math.isfinite(cfg.stdp_dose), f"stdp_dose must be >= 0 (0: use stdp_lr), got {cfg.stdp_dose}")
+    _need(cfg.optimizer in OPTIMIZERS, f"optimizer must be {' or '.join(OPTIMIZERS)}, got {cfg.optimizer!r}")
+    _need(cfg.lr_schedule in LR_SCHEDULES, f"lr_schedule must be {' or '.join(LR_SCHEDULES)}, got {cfg.lr_schedule!r}")
+    _need(0 <= cfg.warmup < 1, f"warmup is a share of all batches, in [0, 1); got {cfg.warmup}")
+    _need(0 <= cfg.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {cfg.label_smoothing}")
+    _need(cfg.weight_decay >= 0, f"weight_decay must be >= 0, got {cfg.weight_decay}")
+    _need(cfg.compile in COMPILE, f"compile must be {', '.join(COMPILE)}, got {cfg.compile!r}")
     _need(cfg.v_threshold > 0 and cfg.surrogate_alpha > 0, "v_threshold and surrogate_alpha must be > 0")
     if cfg.device.startswith("cuda"):
         _need(torch.cuda.is_available(), f"device {cfg.device!r} asked for, but CUDA is not available here")

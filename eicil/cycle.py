@@ -53,7 +53,7 @@ HANDOFFS = ("last", "best")  # on a mechanism change: continue, or reload the be
 
 # Settings that change what a run computes only for some methods; elsewhere they are unused defaults,
 # so the report and the sweep neither split nor name runs by them.
-STDP_SETTINGS = ("stdp_lr", "stdp_norm", "stdp_coupling", "weight_dep", "tau_pre", "tau_post")
+STDP_SETTINGS = ("stdp_lr", "stdp_dose", "stdp_norm", "weight_dep", "tau_pre", "tau_post")
 CYCLE_SETTINGS = ("k", "handoff")
 
 

@@ -57,7 +57,11 @@ SINGLE_SEED_NOTE = "n=1: demonstration, not a result"
 # Figure 2 draws the paper's methods and gsni; the other controls are in the controls table and forest.
 FIGURE2_METHODS = PAPER_METHODS + ("gsni",)
 # Config fields that say what a run computed, beyond the named columns and the seed.
-SETTINGS = [name for name in TYPES if name not in RUN_IRRELEVANT and name not in ("model", "dataset", "method", "k", "seed")]
+# The config's stdp_dose (the RHO a run was told to take) is the column stdp_dose_set: the column
+# stdp_dose is the dose the run measured (summary.json).
+SET_DOSE = "stdp_dose_set"
+SETTINGS = [SET_DOSE if name == "stdp_dose" else name for name in TYPES
+            if name not in RUN_IRRELEVANT and name not in ("model", "dataset", "method", "k", "seed")]
 # The settings that set a run's scale, printed above every markdown table (those that vary are columns).
 SCALE = ("width", "train_subset", "epochs", "timesteps", "batch_size", "test_subset", "val_fraction", "augment")
 PAPER_NOTE = "paper: the paper's full-width, 350-epoch GPU figures."
@@ -86,8 +90,9 @@ def load_runs(root: Path | str, status: str | None = "complete") -> pd.DataFrame
             "wall_seconds": _number(summary.get("wall_seconds")),
             "epochs": config["epochs"], "status": summary["status"], "path": str(path),
         }
-        extra = {key: v if cycle.relevant(method, key) else None for key, v in config.items()
-                 if key not in named and isinstance(v, (str, int, float, bool, type(None)))}
+        extra = {SET_DOSE if key == "stdp_dose" else key: v if cycle.relevant(method, key) else None
+                 for key, v in config.items() if isinstance(v, (str, int, float, bool, type(None)))
+                 and (key not in named or key == "stdp_dose")}
         rows.append({**named, **extra})
     runs = pd.DataFrame(rows, columns=RUN_COLUMNS if not rows else None)
     runs["k"] = runs["k"].astype("Int64")

@@ -150,33 +150,74 @@ def post_neurons(model: nn.Module, x: torch.Tensor, synapses: list[nn.Module]) -
 
 
 class SpikeRecorder:
-    """Keeps references (no copies, no autograd graph) to each synapse's input and its post
-    neuron's output during a forward pass. Call `clear()` every batch."""
+    """Keeps references (no copies, no autograd graph) to each synapse's input and its post neuron's
+    output during a forward pass. Call `clear()` every batch.
+
+    The hooks stay installed for the recorder's life and each synapse has an on/off switch
+    (`record`): build the recorder before torch.compile wraps the model, and dynamo traces the
+    hooks into the graph and guards on the switches, so every set of switches gets its own compiled
+    graph (each compiled once) and a graph never skips a recording. A new recorder starts with
+    every synapse switched on."""
 
     def __init__(self, pairs: dict):
         self.pairs = pairs
-        self.pre: dict = {}
-        self.post: dict = {}
+        self.synapses = list(pairs)
+        self.neurons = list(dict.fromkeys(pairs.values()))
+        self._syn_on = [_Switch(True) for _ in self.synapses]
+        self._sn_on = [_Switch(True) for _ in self.neurons]
+        self.pre: dict = {}  # synapse index -> its input spikes
+        self.post: dict = {}  # neuron index -> its output spikes
         self._hooks = []
-        for syn, sn in pairs.items():
-            self._hooks.append(syn.register_forward_pre_hook(self._save_pre(syn)))
-            self._hooks.append(sn.register_forward_hook(self._save_post(sn)))
+        for i, syn in enumerate(self.synapses):
+            self._hooks.append(syn.register_forward_pre_hook(self._save_pre(i)))
+        for j, sn in enumerate(self.neurons):
+            self._hooks.append(sn.register_forward_hook(self._save_post(j)))
 
-    def _save_pre(self, syn):
+    def _save_pre(self, i: int):
+        switch = self._syn_on[i]
+
         def hook(_, args):
-            self.pre[syn] = args[0].detach()
+            if switch.on:
+                self.pre[i] = args[0].detach()
         return hook
 
-    def _save_post(self, sn):
+    def _save_post(self, j: int):
+        switch = self._sn_on[j]
+
         def hook(_, __, out):
-            self.post[sn] = out.detach()
+            if switch.on:
+                self.post[j] = out.detach()
         return hook
+
+    def record(self, synapses) -> None:
+        """Record exactly these synapses (and their post neurons) from now on; [] records nothing."""
+        wanted = set(map(id, synapses))
+        unknown = wanted - set(map(id, self.synapses))
+        if unknown:
+            raise ValueError(f"{len(unknown)} synapse(s) have no hooks in this recorder")
+        for syn, switch in zip(self.synapses, self._syn_on):
+            switch.on = id(syn) in wanted
+        live = {id(self.pairs[s]) for s in self.synapses if id(s) in wanted}
+        for sn, switch in zip(self.neurons, self._sn_on):
+            switch.on = id(sn) in live
+
+    def recording(self) -> list:
+        """The synapses switched on."""
+        return [syn for syn, switch in zip(self.synapses, self._syn_on) if switch.on]
 
     def records(self):
-        """(synapse, pre [T,B,...], post [T,B,...]) for every synapse seen this pass."""
-        for syn, sn in self.pairs.items():
-            if syn in self.pre and sn in self.post:
-                yield syn, self.pre[syn], self.post[sn]
+        """(synapse, pre [T,B,...], post [T,B,...]) for every switched-on synapse seen this pass."""
+        for i, syn in enumerate(self.synapses):
+            j = self.neurons.index(self.pairs[syn])
+            if self._syn_on[i].on and i in self.pre and j in self.post:
+                yield syn, self.pre[i], self.post[j]
+
+    def spikes(self, synapse: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pre, post) spikes of one synapse from the last pass; KeyError when it was not recorded."""
+        for syn, pre, post in self.records():
+            if syn is synapse:
+                return pre, post
+        raise KeyError(f"no spikes recorded for {synapse}")
 
     def clear(self) -> None:
         self.pre.clear()
@@ -189,27 +230,51 @@ class SpikeRecorder:
         self.clear()
 
 
+class _Switch:
+    """A flag dynamo guards on (a plain attribute of a plain object)."""
+
+    def __init__(self, on: bool):
+        self.on = on
+
+
+@torch.no_grad()
+def stdp_deltas(recorder: SpikeRecorder, *, tau_pre: float, tau_post: float, weight_dep: str = "clamp",
+                normalise: bool = True) -> dict:
+    """{synapse: dw} for every recorded synapse, divided by its number of terms when `normalise`;
+    clears the recorder. Computed from the weights the spikes came from."""
+    f_pre, f_post = weight_dependence(weight_dep)
+    deltas = {}
+    for syn, pre, post in recorder.records():
+        dw = delta_w(syn, pre, post, tau_pre=tau_pre, tau_post=tau_post, f_pre=f_pre, f_post=f_post)
+        deltas[syn] = dw / n_terms(syn, post) if normalise else dw
+    recorder.clear()
+    return deltas
+
+
+@torch.no_grad()
+def move(synapse: nn.Module, dw: torch.Tensor, size: torch.Tensor | float, shrink: bool = False) -> None:
+    """Add a step of Frobenius norm `size` to the synapse's weight: along dw, or along -w when
+    `shrink` (weight decay whose strength matches the STDP step: the shrinkage control)."""
+    w = synapse.weight.detach()
+    direction = -w if shrink else dw
+    w.add_(direction * (size / direction.norm().clamp_min(torch.finfo(w.dtype).tiny)))
+
+
+@torch.no_grad()
+def stdp_step_lr(synapse: nn.Module, dw: torch.Tensor, lr: float, shrink: bool = False) -> torch.Tensor:
+    """w <- w + lr * dw (plain SGD, momentum 0), or with shrink=True a step of the same norm along -w;
+    returns the step's norm as a tensor (no host sync)."""
+    size = dw.norm() * lr
+    if shrink:
+        move(synapse, dw, size, shrink=True)
+    else:
+        synapse.weight.detach().add_(dw, alpha=lr)
+    return size
+
+
 @torch.no_grad()
 def stdp_step(recorder: SpikeRecorder, *, lr: float, tau_pre: float, tau_post: float,
               weight_dep: str = "clamp", normalise: bool = True, shrink: bool = False) -> dict:
-    """Apply w <- w + lr * dw / n_terms to every recorded synapse (plain SGD, momentum 0).
-
-    shrink=True takes instead a step of the same Frobenius norm along -w: weight decay whose strength
-    matches the STDP step, layer by layer (the shrinkage control). Returns {synapse: norm of the step
-    taken} as tensors on the weights' device (no host sync)."""
-    f_pre, f_post = weight_dependence(weight_dep)
-    sizes = {}
-    for syn, pre, post in recorder.records():
-        dw = delta_w(syn, pre, post, tau_pre=tau_pre, tau_post=tau_post, f_pre=f_pre, f_post=f_post)
-        if normalise:
-            dw /= n_terms(syn, post)
-        size = dw.norm() * lr
-        if shrink:
-            w = syn.weight.detach()
-            dw = w * (-size / w.norm().clamp_min(torch.finfo(w.dtype).tiny))
-            syn.weight.add_(dw)
-        else:
-            syn.weight.add_(dw, alpha=lr)
-        sizes[syn] = size
-    recorder.clear()
-    return sizes
+    """`stdp_step_lr` on every recorded synapse; {synapse: norm of the step taken}."""
+    deltas = stdp_deltas(recorder, tau_pre=tau_pre, tau_post=tau_post, weight_dep=weight_dep, normalise=normalise)
+    return {syn: stdp_step_lr(syn, dw, lr, shrink) for syn, dw in deltas.items()}

@@ -1,4 +1,4 @@
-"""One trainer for every mechanism: Adam for backprop weights, plain SGD steps for STDP weights.
+"""One trainer for every mechanism: the optimiser (Adam or SGD) for backprop, plain steps for STDP.
 
 `train(config_from(...))` writes a run directory (see records.py) and returns its summary. It is
 four steps, each usable alone (benchmarks and notebooks build a `Run` with `setup` and drive
@@ -11,8 +11,10 @@ from __future__ import annotations
 import math
 import random
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -26,7 +28,7 @@ from . import cycle, records
 from .config import RUN_IRRELEVANT, Config, ConfigError, run_name, validate
 from .data import Data, build_data
 from .models import NeuronConfig, create_model, ei_split
-from .stdp import SpikeRecorder, post_neurons, stdp_step
+from .stdp import SpikeRecorder, move, post_neurons, stdp_deltas, stdp_step_lr
 
 
 class Diverged(RuntimeError):
@@ -45,6 +47,7 @@ class RunState:
     wall: float = 0.0  # seconds spent training and scoring
     best_model: dict | None = None  # state_dict of the best epoch (what handoff=best reloads)
     rows: list = field(default_factory=list)  # metrics.csv so far
+    adam_ref: dict = field(default_factory=dict)  # layer -> the optimiser's latest mean step on it (stdp_dose)
 
 
 @dataclass
@@ -59,7 +62,12 @@ class Run:
     sched: torch.optim.lr_scheduler.LRScheduler
     plan: list[str]  # the mechanism of each epoch
     pairs: dict  # every synapse some mechanism trains with STDP -> its post neuron
+    recorder: SpikeRecorder  # hooks on every pair, installed before compiling; all off between epochs
     state: RunState
+
+    @cached_property
+    def names(self) -> dict:
+        return {m: name for name, m in self.model.named_modules()}
 
 
 def set_seed(seed: int) -> None:
@@ -83,6 +91,34 @@ def autocast(cfg: Config, device: torch.device):
     return torch.autocast(device.type, torch.bfloat16, enabled=cfg.amp)
 
 
+# torch.compile pays off on the CPU for the paper's convnets (docs/decisions.md, Compile); csnn's
+# epochs are too short to repay compiling, and no GPU has measured it yet.
+COMPILE_HELPS = {"cpu": ("resnet18", "vgg11", "ei_net")}
+
+
+def use_compile(cfg: Config, device: torch.device) -> bool:
+    if cfg.compile != "auto":
+        return cfg.compile == "on"
+    return cfg.model in COMPILE_HELPS.get(device.type, ())
+
+
+def make_optimizer(cfg: Config, model: torch.nn.Module, batches: int):
+    """(optimiser, scheduler, steps_per_batch): the scheduler steps per batch or per epoch."""
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
+                              weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.lr_schedule == "cosine":
+        return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
+    total = max(cfg.epochs * batches, 1)
+    warm = round(cfg.warmup * total)
+
+    def factor(i: int) -> float:  # lr/10 -> lr over the warm-up, then linearly down to 0 at the end
+        return 0.1 + 0.9 * i / warm if i < warm else max(total - i, 0) / max(total - warm, 1)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
 def setup(cfg: Config, data: Data | None = None) -> Run:
     """Everything a run needs, freshly initialised from cfg.seed; `data` replaces build_data()."""
     validate(cfg)
@@ -97,14 +133,15 @@ def setup(cfg: Config, data: Data | None = None) -> Run:
     model = create_model(cfg.model, in_channels=data.in_channels, num_classes=data.num_classes,
                          width=cfg.width, hidden=cfg.hidden, stem=cfg.stem, ncfg=ncfg,
                          image_size=data.image_size).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
+    opt, sched = make_optimizer(cfg, model, len(data.train))
     x = encode(next(iter(data.train))[0][:2].to(device), cfg.timesteps)
     pairs = post_neurons(model, x, cycle.all_stdp_targets(model))
     functional.reset_net(model)
-    net = torch.compile(model) if cfg.compile else model
+    recorder = SpikeRecorder(pairs)
+    recorder.record([])
+    net = torch.compile(model) if use_compile(cfg, device) else model
     return Run(cfg, Path(cfg.out) / run_name(cfg), device, data, model, net, opt, sched,
-               cycle.schedule(cfg.method, cfg.k, cfg.epochs), pairs, RunState())
+               cycle.schedule(cfg.method, cfg.k, cfg.epochs), pairs, recorder, RunState())
 
 
 def resume(run: Run) -> bool:
@@ -129,60 +166,98 @@ def mechanism(run: Run, mech: str):
     frozen = cycle.frozen(run.model, mech)
     for m in frozen:
         m.weight.requires_grad_(False)
-    recorder = SpikeRecorder({m: run.pairs[m] for m in targets}) if targets else None
+    run.recorder.record(targets)
     try:
-        yield recorder
+        yield run.recorder if targets else None
     finally:
-        if recorder is not None:
-            recorder.close()
+        run.recorder.record([])
+        run.recorder.clear()
         for m in frozen:
             m.weight.requires_grad_(True)
 
 
+def adam_reference(rows: list[dict]) -> dict:
+    """{layer name: the optimiser's mean step per batch on it} in the latest epoch that moved it."""
+    ref = {}
+    for r in rows:
+        if r["split"] == "dose" and r["metric"].startswith("adam:") and r["value"] > 0:
+            ref[r["metric"].split(":", 1)[1]] = r["value"]
+    return ref
+
+
+def dose_size(run: Run, syn, opt_step: torch.Tensor | None, lr_now: float, device) -> torch.Tensor:
+    """The norm of one STDP (or shrinkage) step under stdp_dose RHO: RHO x the optimiser's step on
+    the same weights in this batch; where the mechanism keeps the optimiser off them, its mean step
+    per batch in the latest epoch that moved them; before any such epoch, lr x sqrt(number of
+    weights) (every weight moved by the lr: Adam's nominal step)."""
+    rho = run.cfg.stdp_dose
+    if opt_step is not None:
+        return rho * opt_step
+    ref = run.state.adam_ref.get(run.names[syn])
+    return torch.tensor(rho * (ref if ref else lr_now * math.sqrt(syn.weight.numel())), device=device)
+
+
 def train_epoch(run: Run, mech: str, progress: bool = False) -> dict:
     """One pass over the training set with mechanism `mech`: loss, acc, and per STDP-target synapse
-    the mean norm of the STDP (or shrinkage) step and of the Adam step per batch (the dose)."""
+    the mean norm of the STDP (or shrinkage) step and of the optimiser's step per batch (the dose).
+
+    Per batch: forward, backward, the STDP update from the weights the spikes came from, then the
+    STDP step and the optimiser's; under stdp_dose the STDP step comes after the optimiser's, whose
+    size it takes (Adam's and SGD's steps do not depend on the weights' values, so the order
+    changes rounding only)."""
     cfg, device, opt = run.cfg, run.device, run.opt
     row = cycle.MECHANISMS[mech]
-    stdp_lr = cfg.stdp_lr * opt.param_groups[0]["lr"] / cfg.lr  # the cosine factor of Adam's lr
+    per_batch = cfg.lr_schedule != "cosine"
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    stdp_size = {syn: torch.zeros((), device=device) for syn in run.pairs}
-    adam_size = {syn: torch.zeros((), device=device) for syn in run.pairs}
+    stdp_sum = {syn: torch.zeros((), device=device) for syn in run.pairs}
+    opt_sum = {syn: torch.zeros((), device=device) for syn in run.pairs}
     n = 0
     with mechanism(run, mech) as recorder:
-        # Dynamo does not guard on module hooks added after compiling (torch 2.14), so a graph
-        # compiled in a gs epoch would skip the recorder's hooks: epochs that record run eager.
-        net = run.model if recorder is not None else run.net
-        net.train()
+        frozen = set(cycle.frozen(run.model, mech))
+        run.net.train()
         for x, y in tqdm(run.data.train, desc=f"  {mech}", leave=False, disable=not progress):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            lr_now = opt.param_groups[0]["lr"]
             with autocast(cfg, device):
-                out = net(encode(x, cfg.timesteps)).float()
-            loss = F.cross_entropy(out, y)
+                out = run.net(encode(x, cfg.timesteps)).float()
+            loss = F.cross_entropy(out, y, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if recorder is not None:  # before Adam: STDP sees the weights the spikes came from
-                sizes = stdp_step(recorder, lr=stdp_lr, tau_pre=cfg.tau_pre, tau_post=cfg.tau_post,
-                                  weight_dep=cfg.weight_dep, normalise=cfg.stdp_norm, shrink=row.move == "shrink")
-                for syn, size in sizes.items():
-                    stdp_size[syn] += size
+            deltas = stdp_deltas(recorder, tau_pre=cfg.tau_pre, tau_post=cfg.tau_post, weight_dep=cfg.weight_dep,
+                                 normalise=cfg.stdp_norm) if recorder is not None else {}
+            if not cfg.stdp_dose:  # stdp_lr: the step needs nothing from the optimiser's
+                for syn, dw in deltas.items():
+                    stdp_sum[syn] += stdp_step_lr(syn, dw, cfg.stdp_lr * lr_now / cfg.lr, row.move == "shrink")
+            steps = {}
             if row.optimizer_steps:
-                before = {syn: syn.weight.detach().clone() for syn in run.pairs}
+                before = {syn: syn.weight.detach().clone() for syn in run.pairs if syn not in frozen}
                 opt.step()
-                for syn, w in before.items():
-                    adam_size[syn] += (syn.weight.detach() - w).norm()
+                steps = {syn: (syn.weight.detach() - w).norm() for syn, w in before.items()}
+                for syn, step in steps.items():
+                    opt_sum[syn] += step
+            if cfg.stdp_dose:  # RHO x the optimiser's step just taken
+                for syn, dw in deltas.items():
+                    size = dose_size(run, syn, steps.get(syn), lr_now, dw.device)
+                    move(syn, dw, size, shrink=row.move == "shrink")
+                    stdp_sum[syn] += size
+            if per_batch:
+                run.sched.step()
             functional.reset_net(run.model)
             loss_sum += loss.detach() * y.numel()
             correct += (out.argmax(1) == y).sum()
             n += y.numel()
+    if not per_batch:
+        with warnings.catch_warnings():  # an epoch without optimiser steps (null) still moves the schedule
+            warnings.simplefilter("ignore", UserWarning)
+            run.sched.step()
     loss_mean = loss_sum.item() / max(n, 1)  # one host sync per epoch
     if not math.isfinite(loss_mean):
         raise Diverged(f"training loss became {loss_mean} in a {mech} epoch")
     batches = max(len(run.data.train), 1)
     return {"loss": loss_mean, "acc": correct.item() / max(n, 1),
-            "stdp": {syn: v.item() / batches for syn, v in stdp_size.items()},
-            "adam": {syn: v.item() / batches for syn, v in adam_size.items()}}
+            "stdp": {syn: v.item() / batches for syn, v in stdp_sum.items()},
+            "adam": {syn: v.item() / batches for syn, v in opt_sum.items()}}
 
 
 @torch.no_grad()
@@ -219,7 +294,7 @@ def run_epoch(run: Run, progress: bool = False) -> dict:
     torch.manual_seed(cfg.seed * 100_003 + epoch)  # data order and augmentation per epoch
     lr_now = run.opt.param_groups[0]["lr"]
     tr = train_epoch(run, mech, progress)
-    run.sched.step()
+    t_train = time.perf_counter() - t0
     val_loss, val_acc = evaluate(run, run.data.val)
     test_loss, test_acc = evaluate(run, run.data.test)
     state.wall += time.perf_counter() - t0
@@ -229,16 +304,18 @@ def run_epoch(run: Run, progress: bool = False) -> dict:
     state.best_test = max(state.best_test, test_acc)
     state.epoch = epoch + 1
     vals = {("train", "loss"): tr["loss"], ("train", "acc"): tr["acc"], ("train", "lr"): lr_now,
-            ("train", "seconds"): time.perf_counter() - t0, ("train", "stdp_step"): sum(tr["stdp"].values()),
+            ("train", "seconds"): time.perf_counter() - t0, ("train", "train_seconds"): t_train,
+            ("train", "stdp_step"): sum(tr["stdp"].values()),
             ("val", "loss"): val_loss, ("val", "acc"): val_acc,
             ("test", "loss"): test_loss, ("test", "acc"): test_acc}
-    names = {m: name for name, m in run.model.named_modules()}
+    names = run.names
     for syn in run.pairs:  # the dose: step sizes on every synapse some mechanism moves by STDP
         vals[("dose", f"stdp:{names[syn]}")] = tr["stdp"][syn]
         vals[("dose", f"adam:{names[syn]}")] = tr["adam"][syn]
         vals[("dose", f"weight:{names[syn]}")] = syn.weight.detach().norm().item()
     state.rows += [{"epoch": state.epoch, "mechanism": mech, "split": s, "metric": m, "value": v}
                    for (s, m), v in vals.items()]
+    state.adam_ref = adam_reference(state.rows)
     return vals
 
 

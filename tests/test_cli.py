@@ -1,4 +1,6 @@
 """Bad input exits non-zero with one clear line, never a traceback."""
+import json
+
 import pytest
 
 from eicil.cli import main
@@ -19,6 +21,14 @@ from eicil.cli import main
     (["--k", "five"], "invalid int value"),
     (["--tau-pre", "0.5"], "tau_pre and tau_post must be >= 1"),
     (["--stem", "tiny"], "unknown stem 'tiny'"),
+    (["--stdp-dose", "-1"], "stdp_dose must be >= 0"),
+    (["--stdp-dose", "inf"], "stdp_dose must be >= 0"),
+    (["--optimizer", "adamw"], "optimizer must be adam or sgd"),
+    (["--lr-schedule", "step"], "lr_schedule must be cosine or linear"),
+    (["--warmup", "1.5"], "warmup is a share"),
+    (["--label-smoothing", "1"], "label_smoothing must be in [0, 1)"),
+    (["--weight-decay", "-0.1"], "weight_decay must be >= 0"),
+    (["--compile", "yes"], "compile must be auto, on, off"),
 ])
 def test_bad_input_is_one_line(args, needle, tmp_path, capsys):
     with pytest.raises(SystemExit) if "--profile" in args or "--epoch" in args or "five" in args else _no_exit():
@@ -48,6 +58,15 @@ def test_dry_run_prints_schedule(tmp_path, capsys):
     out = capsys.readouterr().out
     assert '"stdp-bw-gs",\n    "stdp-bw-gs",\n    "gs"' in out
     assert not any(tmp_path.iterdir())
+
+
+def test_deep_profile_resolves_per_model(tmp_path, capsys):
+    for model, width in (("vgg11", 0.25), ("resnet18", 0.125), ("ei_net", 0.125)):
+        assert main(["train", "--profile", "deep", "--model", model, "--dry-run"]) == 0
+        cfg = json.loads(capsys.readouterr().out)["config"]
+        assert (cfg["width"], cfg["dataset"], cfg["optimizer"], cfg["timesteps"]) == (width, "cifar10", "sgd", 2)
+    assert main(["train", "--profile", "deep", "--model", "vgg11", "--width", "0.5", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["width"] == 0.5  # an explicit option wins
 
 
 def test_help_states_defaults(capsys):

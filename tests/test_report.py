@@ -9,8 +9,8 @@ import pytest
 
 from eicil import records
 from eicil.report import (SINGLE_SEED_NOTE, UNTESTED, build_report, controls, dose_figure, figure2, forest,
-                          load_curves, load_runs, run_time_line, scale_note, table1, table2, verdicts,
-                          write_tables)
+                          load_curves, load_runs, run_time_line, scale_note, split_settings, table1, table2,
+                          verdicts, write_tables)
 from eicil.stats import holm, mde
 from scipy import stats as sps
 
@@ -465,3 +465,14 @@ def test_build_report_writes_controls_verdicts_forests_and_dose(control_root, ro
     assert "forest_table1.png" in names and "verdicts.csv" in names
     assert "controls.md" in names  # gsgi against gs, the same epochs without STDP
     assert not names & {"dose.png", "verdicts.tex"}
+
+
+def test_set_dose_is_a_setting_apart_from_the_measured_dose(tmp_path):
+    """The config's stdp_dose (RHO) splits runs as stdp_dose_set; stdp_dose stays the measured dose."""
+    for rho in (0.1, 1.0):
+        for seed in range(2):
+            write_run(tmp_path / f"rho{rho}", "gsgi", 5, seed, 0.9, "complete", extra={"stdp_dose": rho},
+                      summary={"stdp_dose": rho * (1 + 1e-6 * seed)})
+    runs = load_runs(tmp_path)
+    assert sorted(runs["stdp_dose_set"]) == [0.1, 0.1, 1.0, 1.0]
+    assert split_settings(runs) == ["stdp_dose_set"]

@@ -167,3 +167,26 @@ def test_shrink_step_has_the_stdp_size_along_minus_w():
     assert moved.norm().item() == pytest.approx(0.5 * want.norm().item(), rel=1e-5)  # STDP's size ...
     torch.testing.assert_close(moved / moved.norm(), -w0 / w0.norm())  # ... along -w
     assert sizes[model.fc_hidden].item() == pytest.approx(moved.norm().item(), rel=1e-5)
+
+
+def test_recorder_switches_choose_what_is_recorded():
+    torch.manual_seed(0)
+    model = create_model("csnn", in_channels=1, num_classes=10, width=0.5, hidden=16)
+    x = torch.rand(2, 4, 1, 8, 8)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    rec = SpikeRecorder(post_neurons(model, x, [*convs, model.fc_hidden]))
+    rec.record(convs[1:])
+    functional.reset_net(model)
+    model(x)
+    assert [syn for syn, _, _ in rec.records()] == convs[1:] == rec.recording()
+    with pytest.raises(KeyError):
+        rec.spikes(model.fc_hidden)
+    pre, post = rec.spikes(convs[1])
+    assert pre.shape[:2] == post.shape[:2] == (2, 4)
+    rec.record([])
+    rec.clear()
+    functional.reset_net(model)
+    model(x)
+    assert list(rec.records()) == [] and rec.pre == {} and rec.post == {}
+    with pytest.raises(ValueError, match="no hooks"):
+        rec.record([model.fc_out])
