@@ -69,3 +69,11 @@ def test_declared_dependencies_are_imported():
         if mod is None:
             continue
         assert re.search(rf"^\s*(import|from) {mod}\b|\"import {mod}\b", code, re.M), f"{name} is declared, never imported"
+
+
+def test_committed_records_hold_no_absolute_path():
+    """Run records and report tables travel with the repository: paths in them are relative."""
+    import subprocess
+    tracked = subprocess.run(["git", "ls-files", "*.csv", "*.json"], cwd=ROOT, capture_output=True, text=True).stdout
+    bad = [f for f in tracked.split() if re.search(r"[\"',](/(home|root|tmp|work|Users)/)", (ROOT / f).read_text())]
+    assert bad == []
