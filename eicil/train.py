@@ -47,7 +47,6 @@ class RunState:
     wall: float = 0.0  # seconds spent training and scoring
     best_model: dict | None = None  # state_dict of the best epoch (what handoff=best reloads)
     rows: list = field(default_factory=list)  # metrics.csv so far
-    adam_ref: dict = field(default_factory=dict)  # layer -> the optimiser's latest mean step on it (stdp_dose)
 
 
 @dataclass
@@ -185,7 +184,7 @@ def adam_reference(rows: list[dict]) -> dict:
     return ref
 
 
-def dose_size(run: Run, syn, opt_step: torch.Tensor | None, lr_now: float, device) -> torch.Tensor:
+def dose_size(run: Run, syn, opt_step: torch.Tensor | None, ref: dict, lr_now: float, device) -> torch.Tensor:
     """The norm of one STDP (or shrinkage) step under stdp_dose RHO: RHO x the optimiser's step on
     the same weights in this batch; where the mechanism keeps the optimiser off them, its mean step
     per batch in the latest epoch that moved them; before any such epoch, lr x sqrt(number of
@@ -193,8 +192,8 @@ def dose_size(run: Run, syn, opt_step: torch.Tensor | None, lr_now: float, devic
     rho = run.cfg.stdp_dose
     if opt_step is not None:
         return rho * opt_step
-    ref = run.state.adam_ref.get(run.names[syn])
-    return torch.tensor(rho * (ref if ref else lr_now * math.sqrt(syn.weight.numel())), device=device)
+    step = ref.get(run.names[syn])  # ref: adam_reference() of the epochs before this one
+    return torch.tensor(rho * (step if step else lr_now * math.sqrt(syn.weight.numel())), device=device)
 
 
 def train_epoch(run: Run, mech: str, progress: bool = False) -> dict:
@@ -213,6 +212,7 @@ def train_epoch(run: Run, mech: str, progress: bool = False) -> dict:
     stdp_sum = {syn: torch.zeros((), device=device) for syn in run.pairs}
     opt_sum = {syn: torch.zeros((), device=device) for syn in run.pairs}
     n = 0
+    ref = adam_reference(run.state.rows) if cfg.stdp_dose else {}
     with mechanism(run, mech) as recorder:
         frozen = set(cycle.frozen(run.model, mech))
         run.net.train()
@@ -238,7 +238,7 @@ def train_epoch(run: Run, mech: str, progress: bool = False) -> dict:
                     opt_sum[syn] += step
             if cfg.stdp_dose:  # RHO x the optimiser's step just taken
                 for syn, dw in deltas.items():
-                    size = dose_size(run, syn, steps.get(syn), lr_now, dw.device)
+                    size = dose_size(run, syn, steps.get(syn), ref, lr_now, dw.device)
                     move(syn, dw, size, shrink=row.move == "shrink")
                     stdp_sum[syn] += size
             if per_batch:
@@ -315,7 +315,6 @@ def run_epoch(run: Run, progress: bool = False) -> dict:
         vals[("dose", f"weight:{names[syn]}")] = syn.weight.detach().norm().item()
     state.rows += [{"epoch": state.epoch, "mechanism": mech, "split": s, "metric": m, "value": v}
                    for (s, m), v in vals.items()]
-    state.adam_ref = adam_reference(state.rows)
     return vals
 
 
