@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 OUT ?= runs/cpu
 JOBS ?= 2
 
-.PHONY: install run test bench data study dose dose-data clean
+.PHONY: install run test bench data study dose dose-data shrink-cos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,12 +41,22 @@ dose-data: $(STAMP)
 	$(VENV)/bin/eicil sweep configs/dose_data.yaml --out runs/dose_data --jobs $(JOBS)
 	$(VENV)/bin/eicil report runs/dose_data --figures figures/dose_data --k 3
 
+# How much of an STDP update points along -w, at the dose cells (configs/shrink_cos.yaml; needs `make data`).
+shrink-cos: $(STAMP)
+	$(VENV)/bin/eicil sweep configs/shrink_cos.yaml --out runs/shrink_cos --jobs $(JOBS)
+	$(VENV)/bin/eicil report runs/shrink_cos --by dataset,weight_dep,stdp_lr
+
 test: $(STAMP)
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider --durations=8
 
-# STDP speed, epoch-time and memory ratios; the printed report is kept in figures/bench_stdp_cpu.txt
+# STDP speed, epoch-time and memory ratios, and what torch.compile buys the deep recipe; the printed
+# reports are kept in figures/bench_stdp_cpu.txt and figures/bench_compile_cpu.txt
 bench: $(STAMP)
 	$(PY) benchmarks/bench_stdp.py | tee figures/bench_stdp_cpu.txt
+	$(PY) benchmarks/bench_compile.py | tee figures/bench_compile_cpu.txt
 
+# runs/ is git-ignored, yet its committed records (force-added) are tracked: git clean -X removes
+# only untracked ignored files (checkpoints, new runs), so a tracked record is never deleted.
 clean:
-	rm -rf runs .pytest_cache
+	git clean -fdX -- runs
+	rm -rf .pytest_cache

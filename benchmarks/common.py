@@ -100,13 +100,17 @@ def load_data(dataset: str, batch_size: int, batches: int, device: torch.device)
 
 def make_setups(model_name: str, dataset: str, *, batch_size: int, batches: int, width: float,
                 timesteps: int, device: torch.device, copies: int, amp: bool = False,
-                weight_dep: str = "soft", seed: int = 0) -> list[Setup]:
-    """`copies` independent runs (model, Adam, post neurons) with identical initial weights over one
-    loader, each built by eicil.train.setup(), so each mode being compared trains its own model."""
+                weight_dep: str = "soft", seed: int = 0, profile: str = "cpu",
+                compile: str | list[str] = "off") -> list[Setup]:
+    """`copies` independent runs (model, optimiser, post neurons) with identical initial weights over
+    one loader, each built by eicil.train.setup(), so each mode being compared trains its own model.
+    `compile`: one --compile value for all copies, or one per copy."""
     data = load_data(dataset, batch_size, batches, device)
-    cfg = config_from("cpu", model=model_name, dataset=dataset, batch_size=batch_size, width=width,
-                      timesteps=timesteps, amp=amp, weight_dep=weight_dep, seed=seed, device=str(device))
-    return [Setup(setup(cfg, data=data)) for _ in range(copies)]  # setup() seeds: identical weights
+    modes = [compile] * copies if isinstance(compile, str) else compile
+    cfgs = [config_from(profile, model=model_name, dataset=dataset, batch_size=batch_size, width=width,
+                        timesteps=timesteps, amp=amp, weight_dep=weight_dep, seed=seed, device=str(device),
+                        compile=mode) for mode in modes]
+    return [Setup(setup(cfg, data=data)) for cfg in cfgs]  # setup() seeds: identical weights
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:

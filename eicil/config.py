@@ -82,7 +82,9 @@ LR_SCHEDULES = ("cosine", "linear")
 COMPILE = ("auto", "on", "off")
 
 PROFILE_MODELS = {
-    "deep": {"resnet18": dict(width=0.125), "vgg11": dict(width=0.25), "ei_net": dict(width=0.125)},
+    # epochs sized to ~15 minutes each on the 2-core machine that measured them (docs/decisions.md)
+    "deep": {"resnet18": dict(width=0.125, epochs=2), "vgg11": dict(width=0.25, epochs=4),
+             "ei_net": dict(width=0.125, epochs=3)},
 }
 
 # Fields that do not change what a run computes: a run may resume under other values, and the

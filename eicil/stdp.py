@@ -261,6 +261,14 @@ def move(synapse: nn.Module, dw: torch.Tensor, size: torch.Tensor | float, shrin
 
 
 @torch.no_grad()
+def shrink_cosine(dw: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """cos(dw, -w): how much of an STDP update points along -w, i.e. is weight shrinkage (1: all of
+    it; the rest of the step, orthogonal to w, has the norm sqrt(1 - cos^2) of the step's)."""
+    tiny = torch.finfo(w.dtype).tiny
+    return -(dw * w).sum() / (dw.norm() * w.norm()).clamp_min(tiny)
+
+
+@torch.no_grad()
 def stdp_step_lr(synapse: nn.Module, dw: torch.Tensor, lr: float, shrink: bool = False) -> torch.Tensor:
     """w <- w + lr * dw (plain SGD, momentum 0), or with shrink=True a step of the same norm along -w;
     returns the step's norm as a tensor (no host sync)."""

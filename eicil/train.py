@@ -28,7 +28,7 @@ from . import cycle, records
 from .config import RUN_IRRELEVANT, Config, ConfigError, run_name, validate
 from .data import Data, build_data
 from .models import NeuronConfig, create_model, ei_split
-from .stdp import SpikeRecorder, move, post_neurons, stdp_deltas, stdp_step_lr
+from .stdp import SpikeRecorder, move, post_neurons, shrink_cosine, stdp_deltas, stdp_step_lr
 
 
 class Diverged(RuntimeError):
@@ -211,6 +211,8 @@ def train_epoch(run: Run, mech: str, progress: bool = False) -> dict:
     correct = torch.zeros((), device=device, dtype=torch.long)
     stdp_sum = {syn: torch.zeros((), device=device) for syn in run.pairs}
     opt_sum = {syn: torch.zeros((), device=device) for syn in run.pairs}
+    cos_sum = {syn: torch.zeros((), device=device) for syn in run.pairs}
+    stepped = set()  # synapses this epoch computed STDP updates for
     n = 0
     ref = adam_reference(run.state.rows) if cfg.stdp_dose else {}
     with mechanism(run, mech) as recorder:
@@ -226,6 +228,9 @@ def train_epoch(run: Run, mech: str, progress: bool = False) -> dict:
             loss.backward()
             deltas = stdp_deltas(recorder, tau_pre=cfg.tau_pre, tau_post=cfg.tau_post, weight_dep=cfg.weight_dep,
                                  normalise=cfg.stdp_norm) if recorder is not None else {}
+            for syn, dw in deltas.items():  # against the weights the spikes came from
+                cos_sum[syn] += shrink_cosine(dw, syn.weight)
+                stepped.add(syn)
             if not cfg.stdp_dose:  # stdp_lr: the step needs nothing from the optimiser's
                 for syn, dw in deltas.items():
                     stdp_sum[syn] += stdp_step_lr(syn, dw, cfg.stdp_lr * lr_now / cfg.lr, row.move == "shrink")
@@ -257,7 +262,8 @@ def train_epoch(run: Run, mech: str, progress: bool = False) -> dict:
     batches = max(len(run.data.train), 1)
     return {"loss": loss_mean, "acc": correct.item() / max(n, 1),
             "stdp": {syn: v.item() / batches for syn, v in stdp_sum.items()},
-            "adam": {syn: v.item() / batches for syn, v in opt_sum.items()}}
+            "adam": {syn: v.item() / batches for syn, v in opt_sum.items()},
+            "cos": {syn: cos_sum[syn].item() / batches for syn in stepped}}
 
 
 @torch.no_grad()
@@ -313,6 +319,8 @@ def run_epoch(run: Run, progress: bool = False) -> dict:
         vals[("dose", f"stdp:{names[syn]}")] = tr["stdp"][syn]
         vals[("dose", f"adam:{names[syn]}")] = tr["adam"][syn]
         vals[("dose", f"weight:{names[syn]}")] = syn.weight.detach().norm().item()
+        if syn in tr["cos"]:  # only where this epoch computed STDP updates on syn
+            vals[("dose", f"cos:{names[syn]}")] = tr["cos"][syn]
     state.rows += [{"epoch": state.epoch, "mechanism": mech, "split": s, "metric": m, "value": v}
                    for (s, m), v in vals.items()]
     return vals
@@ -343,11 +351,23 @@ def dose(rows: list[dict]) -> tuple[float | None, float | None]:
     return mean(doses), mean(rels)
 
 
+def shrink_share(rows: list[dict]) -> float | None:
+    """How much of a run's STDP movement is weight shrinkage: the mean over its STDP epochs and
+    layers of cos(STDP update, -w), each weighted by that layer's STDP step norm in that epoch."""
+    cos, step = {}, {}
+    for r in rows:
+        if r["split"] == "dose" and r["metric"].startswith(("cos:", "stdp:")):
+            kind, layer = r["metric"].split(":", 1)
+            (cos if kind == "cos" else step)[(r["epoch"], layer)] = r["value"]
+    total = sum(step.get(key, 0.0) for key in cos)
+    return sum(c * step.get(key, 0.0) for key, c in cos.items()) / total if total > 0 else None
+
+
 def summary(run: Run, status: str, message: str = "") -> dict:
     s, cfg = run.state, run.cfg
     stdp_dose, stdp_rel_step = dose(s.rows)
     return {"status": status, "message": message, "test_acc": s.test_at_best, "stdp_dose": stdp_dose,
-            "stdp_rel_step": stdp_rel_step,
+            "stdp_rel_step": stdp_rel_step, "stdp_shrink_cos": shrink_share(s.rows),
             "best_test_acc": s.best_test, "best_val_acc": max(s.best_val, 0.0),
             "best_epoch": s.best_epoch, "epochs_completed": s.epoch,
             "wall_seconds": round(s.wall, 3), "model": cfg.model, "dataset": cfg.dataset,

@@ -61,10 +61,11 @@ def test_dry_run_prints_schedule(tmp_path, capsys):
 
 
 def test_deep_profile_resolves_per_model(tmp_path, capsys):
-    for model, width in (("vgg11", 0.25), ("resnet18", 0.125), ("ei_net", 0.125)):
+    for model, width, epochs in (("vgg11", 0.25, 4), ("resnet18", 0.125, 2), ("ei_net", 0.125, 3)):
         assert main(["train", "--profile", "deep", "--model", model, "--dry-run"]) == 0
         cfg = json.loads(capsys.readouterr().out)["config"]
-        assert (cfg["width"], cfg["dataset"], cfg["optimizer"], cfg["timesteps"]) == (width, "cifar10", "sgd", 2)
+        assert (cfg["width"], cfg["epochs"], cfg["dataset"], cfg["optimizer"], cfg["timesteps"]) == (
+            width, epochs, "cifar10", "sgd", 2)
     assert main(["train", "--profile", "deep", "--model", "vgg11", "--width", "0.5", "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out)["config"]["width"] == 0.5  # an explicit option wins
 

@@ -20,7 +20,7 @@ from eicil.config import TYPES as CONFIG_TYPES, Config, ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-EXPECTED = ["00_quickstart", "01_train", "02_table1", "03_table2_k", "04_figure2", "05_stdp_anatomy"]
+EXPECTED = ["00_quickstart", "01_train", "02_table1", "03_table2_k", "04_figure2", "05_stdp_anatomy", "06_findings"]
 TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
@@ -112,14 +112,18 @@ def test_train_notebook_parameters_are_config_fields():
 
 
 def test_other_notebooks_parameters():
-    sweep = {"config": ("str", "configs/smoke.yaml"), "runs": ("str", "runs/smoke"),
-             "figures": ("str", "runs/smoke/figures"), "jobs": ("int", 2), "k": ("int", 5)}
+    sweep = {"config": ("str", ""), "runs": ("str", "runs/study"),  # the committed study's records
+             "figures": ("str", "runs/study/figures"), "jobs": ("int", 2), "k": ("int", 3)}
     for name in ("02_table1", "03_table2_k", "04_figure2"):
         params = parameters(load(ROOT / "notebooks" / f"{name}.ipynb"))
         assert {k: v[:2] for k, v in params.items()} == sweep, name
     anatomy = parameters(load(ROOT / "notebooks" / "05_stdp_anatomy.ipynb"))
     assert set(anatomy) == {"seed", "timesteps", "tau_pre", "tau_post", "batch_size"}
     assert parameters(load(ROOT / "notebooks" / "00_quickstart.ipynb"))["out"][:2] == ("str", "runs/quickstart")
+    findings = parameters(load(ROOT / "notebooks" / "06_findings.ipynb"))  # test_findings checks the defaults exist
+    assert {k: v[0] for k, v in findings.items()} == {"records": "str", "dataset": "str", "model": "str",
+                                                      "method": "str", "k": "int", "dose": "str"}
+    assert findings["records"][1] == "runs"
 
 
 # --- helpers the notebooks call ---------------------------------------------------------------

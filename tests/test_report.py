@@ -8,10 +8,12 @@ import pandas as pd
 import pytest
 
 from eicil import records
-from eicil.report import (SINGLE_SEED_NOTE, UNTESTED, build_report, controls, dose_figure, figure2, forest,
-                          load_curves, load_runs, run_time_line, scale_note, split_settings, table1, table2,
-                          verdicts, write_tables)
+from eicil.cells import split_settings
+from eicil.figures import dose_figure, figure2, forest
+from eicil.report import build_report, load_curves, load_runs, run_time_line, scale_note
 from eicil.stats import holm, mde
+from eicil.tables import SINGLE_SEED_NOTE, controls, table1, table2, write_tables
+from eicil.verdicts import UNTESTED, verdicts
 from scipy import stats as sps
 
 EPOCHS = 5
@@ -178,7 +180,7 @@ def test_a_setting_of_a_cycle_splits_the_control_too(tmp_path):
             for seed in range(2):
                 write_run(tmp_path / handoff, method, 5, seed, base + shift + 0.002 * seed, "complete",
                           extra={"handoff": handoff})
-    from eicil.report import control
+    from eicil.tables import control
     table = control(load_runs(tmp_path))
     assert sorted(table["handoff"]) == ["best", "last"]
     assert table["delta_vs_gsni"].tolist() == pytest.approx([1.0, 1.0])  # each against its own gsni
@@ -278,7 +280,7 @@ def test_control_compares_cycles_with_gsni_of_the_same_k(tmp_path):
     for method, values in accs.items():
         for seed, acc in enumerate(values):
             write_run(tmp_path, method, 5, seed, acc, "complete")
-    from eicil.report import control
+    from eicil.tables import control
     table = control(load_runs(tmp_path)).set_index("method")
     assert list(table.index) == ["gsi", "gsgi"]
     assert table.loc["gsgi", "delta_vs_gsni"] == pytest.approx(2.0)

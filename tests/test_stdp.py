@@ -6,7 +6,8 @@ from torch import nn
 
 from eicil.cycle import stdp_targets
 from eicil.models import create_model
-from eicil.stdp import SpikeRecorder, delta_w, n_terms, post_neurons, weight_dependence, stdp_step, trace
+from eicil.stdp import (SpikeRecorder, delta_w, n_terms, post_neurons, shrink_cosine, stdp_step, trace,
+                        weight_dependence)
 
 TAU_PRE, TAU_POST = 2.0, 100.0
 
@@ -190,3 +191,11 @@ def test_recorder_switches_choose_what_is_recorded():
     assert list(rec.records()) == [] and rec.pre == {} and rec.post == {}
     with pytest.raises(ValueError, match="no hooks"):
         rec.record([model.fc_out])
+
+
+def test_shrink_cosine_reads_the_share_along_minus_w():
+    w = torch.tensor([[3.0, 4.0]])
+    assert shrink_cosine(-2 * w, w).item() == pytest.approx(1.0)  # pure shrinkage
+    assert shrink_cosine(w, w).item() == pytest.approx(-1.0)  # pure growth
+    assert shrink_cosine(torch.tensor([[4.0, -3.0]]), w).item() == pytest.approx(0.0)  # orthogonal
+    assert shrink_cosine(torch.tensor([[-3.0, 1.0]]), w).item() == pytest.approx(5 / (10 ** 0.5 * 5))

@@ -1,8 +1,14 @@
-"""The package's shape: no import circle, no citation of files a clone lacks, declared dependencies used."""
+"""The package's shape: no import circle, no citation of files a clone lacks, declared dependencies used,
+`make clean` spares committed records."""
 import ast
 import re
+import shlex
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "eicil"
@@ -77,3 +83,45 @@ def test_committed_records_hold_no_absolute_path():
     tracked = subprocess.run(["git", "ls-files", "*.csv", "*.json"], cwd=ROOT, capture_output=True, text=True).stdout
     bad = [f for f in tracked.split() if re.search(r"[\"',](/(home|root|tmp|work|Users)/)", (ROOT / f).read_text())]
     assert bad == []
+
+
+def unsafe_clean_commands(commands: str) -> list[str]:
+    """The commands of a recipe that could delete a tracked file: anything but `git clean` with -X
+    (only untracked ignored files) or an `rm` whose every path holds no file `git ls-files` tracks."""
+    bad = []
+    for line in commands.splitlines():
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
+        lexer.whitespace_split = True
+        command: list[str] = []
+        for token in [*lexer, ";"]:
+            if token not in (";", "&&", "||", "&", "|"):
+                command.append(token)
+                continue
+            if not command:
+                continue
+            flags = [t for t in command[2:] if t.startswith("-") and not t.startswith("--")]
+            paths = [t for t in command[1:] if not t.startswith("-")]
+            if command[:2] == ["git", "clean"]:
+                safe = any("X" in f for f in flags) and not any("x" in f for f in flags)
+            elif command[0] == "rm":
+                safe = all(subprocess.run(["git", "ls-files", "--", p], cwd=ROOT, capture_output=True,
+                                          text=True, check=True).stdout == "" for p in paths)
+            else:
+                safe = False
+            if not safe:
+                bad.append(" ".join(command))
+            command = []
+    return bad
+
+
+def test_make_clean_never_deletes_a_tracked_file():
+    """`make clean` (as `make -n` prints it) may remove caches and untracked run output, never the
+    committed run records under runs/ (git-ignored, force-added)."""
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    recipe = subprocess.run(["make", "--no-print-directory", "-n", "clean"], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout
+    assert recipe.strip() and unsafe_clean_commands(recipe) == []
+    # the check bites: the recipe that once deleted runs/, and a git clean that is not limited to ignored files
+    assert unsafe_clean_commands("rm -rf runs .pytest_cache\ngit clean -fd runs; rm -f x") == [
+        "rm -rf runs .pytest_cache", "git clean -fd runs"]

@@ -203,6 +203,19 @@ def test_dose_is_recorded_per_layer_and_summarised(tmp_path):
     assert stdp[(2, "stdp:fc_hidden")] == 0  # stdp-bw-gs trains the convs only
     assert stdp[(2, "adam:features.0")] > 0  # backprop still moves them
     assert 0 < done["stdp_dose"] < 10 and 0 < done["stdp_rel_step"] < 1
+    # how much of each STDP update points along -w: recorded only in epochs that computed one
+    cos = {(r["epoch"], r["metric"]): r["value"] for r in metrics if r["metric"].startswith("cos:")}
+    assert set(cos) == {(2, "cos:features.0"), (2, "cos:features.4")}
+    assert all(-1 <= v <= 1 for v in cos.values()) and -1 <= done["stdp_shrink_cos"] <= 1
+
+
+def test_shrink_share_weights_each_layer_by_its_step():
+    def rows(epoch, layer, cos, step):
+        return [{"epoch": epoch, "mechanism": "x", "split": "dose", "metric": f"cos:{layer}", "value": cos},
+                {"epoch": epoch, "mechanism": "x", "split": "dose", "metric": f"stdp:{layer}", "value": step}]
+    assert train_mod.shrink_share(rows(1, "a", 1.0, 3.0) + rows(1, "b", 0.0, 1.0)) == pytest.approx(0.75)
+    assert train_mod.shrink_share(rows(1, "a", 0.5, 0.0)) is None  # no STDP movement, no share
+    assert train_mod.shrink_share([]) is None
 
 
 def test_on_grad_arm_takes_a_far_larger_step(tmp_path):
