@@ -7,8 +7,6 @@ through eicil.report. Accuracies are percent and differences percentage points.
 """
 from __future__ import annotations
 
-import base64
-import io
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ from matplotlib.ticker import MaxNLocator
 
 from . import report
 from .cycle import CONTROLS, EXCITATORY, METHODS, PAPER_METHODS, relevant, uses_stdp
-from .plots import _enable_inline_figures
+from .plots import ImageBox, _enable_inline_figures, figure_png
 from .stats import summarize
 
 _enable_inline_figures()  # so a Figure left as a cell's value shows inline
@@ -255,25 +253,6 @@ def curves_figure(data: pd.DataFrame, **picked) -> Figure:
     return fig
 
 
-def _png(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return buf.getvalue()
-
-
-class Explorer(widgets.VBox):
-    """The explorer's box. Beside the widget it offers a PNG of the figure it shows, which a viewer
-    without a live kernel (papermill's output, nbval, GitHub) displays in its place."""
-
-    png: bytes = b""  # the figure shown now
-
-    def _repr_mimebundle_(self, **kwargs):
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if self.png:
-            bundle["image/png"] = base64.b64encode(self.png).decode()
-        return bundle
-
-
 def _dropdown_options(data: pd.DataFrame, name: str, options: list, cell: dict) -> list[tuple[str, object]]:
     """(label, value) pairs: K=0 reads "no cycle", a dose shows the chosen method's measured dose."""
     if name == "k":
@@ -285,7 +264,7 @@ def _dropdown_options(data: pd.DataFrame, name: str, options: list, cell: dict) 
     return [(d if pd.isna(dose.get(d)) else f"{d} (measured dose {dose[d]:.2g})", d) for d in options]
 
 
-def explorer(data: pd.DataFrame, **picked) -> Explorer:
+def explorer(data: pd.DataFrame, **picked) -> ImageBox:
     """Dropdowns for dataset, model, method, K and dose, each offering only what the records hold
     under the choices before it, redrawing curves_figure and summary below them.
 
@@ -297,7 +276,7 @@ def explorer(data: pd.DataFrame, **picked) -> Explorer:
     controls = {name: widgets.Dropdown(description=name, layout=widgets.Layout(width="auto"))
                 for name in CHOICES}
     shown = widgets.Output()
-    box = Explorer([widgets.HBox(list(controls.values())), shown])
+    box = ImageBox([widgets.HBox(list(controls.values())), shown])
     busy = []  # set while the dropdowns are being refilled, whose own change events are ignored
 
     def update(cell: dict) -> None:
@@ -309,7 +288,7 @@ def explorer(data: pd.DataFrame, **picked) -> Explorer:
                 controls[name].value = value
         finally:
             busy.pop()
-        box.png = _png(curves_figure(data, **cell))  # drawn once, shown in the widget and as its fallback
+        box.png = figure_png(curves_figure(data, **cell))  # drawn once, shown in the widget and as its fallback
         shown.clear_output(wait=True)
         with shown:
             display(Image(box.png), summary(data, **cell).round(2))

@@ -5,9 +5,12 @@ DataFrame; in Jupyter a Figure left as a cell's last value shows inline. Accurac
 """
 from __future__ import annotations
 
+import base64
+import io
 import os
 from pathlib import Path
 
+import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 import torch
@@ -17,7 +20,7 @@ from torch import nn
 
 from . import records
 from .cycle import EXCITATORY, schedule
-from .stdp import WEIGHT_DEPS, delta_w, n_terms, trace, weight_dependence
+from .stdp import WEIGHT_DEPS, delta_w, n_terms, shrink_cosine, trace, weight_dependence
 
 
 def _enable_inline_figures() -> None:
@@ -31,6 +34,25 @@ def _enable_inline_figures() -> None:
 
 
 _enable_inline_figures()
+
+
+def figure_png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return buf.getvalue()
+
+
+class ImageBox(widgets.VBox):
+    """A widget box that also offers a PNG of the figure it shows, which a viewer without a live
+    kernel (papermill's output, nbval, GitHub) displays in its place."""
+
+    png: bytes = b""  # the figure shown now
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if self.png:
+            bundle["image/png"] = base64.b64encode(self.png).decode()
+        return bundle
 
 
 # --- training curves ---------------------------------------------------------------------------
@@ -207,8 +229,13 @@ def window_figure(window: pd.DataFrame) -> Figure:
     fig = Figure(figsize=(5 * len(kinds), 3.6))
     axes = fig.subplots(1, len(kinds), squeeze=False, sharey=True).flat
     for ax, kind in zip(axes, kinds):
-        for w, curve in window[window["weight_dep"] == kind].groupby("w"):
+        panel = window[window["weight_dep"] == kind]
+        for w, curve in panel.groupby("w"):
             ax.plot(curve["offset"], curve["dw"], "o-", ms=3, label=f"w = {w:g}")
+        if panel["w"].nunique() == 1:  # one weight: colour the update by its direction against -w
+            w, x, dw = panel["w"].iloc[0], panel["offset"].to_numpy(), panel["dw"].to_numpy()
+            ax.fill_between(x, dw, 0, where=dw * w < 0, color="tab:green", alpha=0.3, label="shrinks |w| (along −w)")
+            ax.fill_between(x, dw, 0, where=dw * w > 0, color="tab:red", alpha=0.3, label="grows |w|")
         ax.axhline(0, color="grey", lw=0.8)
         ax.axvline(0, color="grey", lw=0.8, ls=":")
         ax.set(title=f"weight dependence: {kind}", xlabel="t_post - t_pre (time steps)", ylabel="delta_w")
@@ -217,27 +244,65 @@ def window_figure(window: pd.DataFrame) -> Figure:
     return fig
 
 
-def window_explorer(steps: int = 8, tau_pre: float = 2.0, tau_post: float = 100.0, weight_dep: str = "clamp"):
-    """Sliders for tau_pre and tau_post and a choice of weight dependence, redrawing the STDP window.
+def window_explorer(steps: int = 8, tau_pre: float = 2.0, tau_post: float = 100.0, weight_dep: str = "clamp",
+                    w: float = 0.5) -> ImageBox:
+    """Sliders for tau_pre, tau_post and the weight's value and a choice of weight dependence,
+    redrawing the STDP window of that one weight, its update coloured by direction against -w.
 
-    Returns an ipywidgets box; headless (papermill, nbval) it renders its initial state once."""
-    import ipywidgets as widgets
-    from IPython.display import display
+    Returns an ipywidgets box; without a live kernel it shows its starting state as a static image."""
+    from IPython.display import Image, display
 
     controls = dict(
         tau_pre=widgets.FloatSlider(value=tau_pre, min=1.0, max=20.0, step=0.5, description="tau_pre"),
         tau_post=widgets.FloatSlider(value=tau_post, min=1.0, max=200.0, step=1.0, description="tau_post"),
         weight_dep=widgets.Dropdown(options=list(WEIGHT_DEPS), value=weight_dep, description="f(w)"),
+        w=widgets.FloatSlider(value=w, min=-1.5, max=1.5, step=0.05, description="w"),
     )
     shown = widgets.Output()
+    box = ImageBox([widgets.HBox(list(controls.values())), shown])
 
-    def draw(tau_pre: float, tau_post: float, weight_dep: str) -> None:
+    def draw(tau_pre: float, tau_post: float, weight_dep: str, w: float) -> None:
+        box.png = figure_png(window_figure(stdp_window(steps, tau_pre, tau_post, weights=(w,), kinds=(weight_dep,))))
         shown.clear_output(wait=True)
         with shown:
-            display(window_figure(stdp_window(steps, tau_pre, tau_post, kinds=(weight_dep,))))
+            display(Image(box.png))
 
     widgets.interactive_output(draw, controls)
-    return widgets.VBox([widgets.HBox(list(controls.values())), shown])
+    return box
+
+
+def shrink_cosines(model: nn.Module, recorder, *, tau_pre: float, tau_post: float) -> pd.DataFrame:
+    """cos(STDP update, -w) of every recorded synapse under each weight dependence: 1 is pure weight
+    shrinkage, 0 orthogonal to w, -1 pure growth. Columns: layer, weight_dep, cos."""
+    names = {m: name for name, m in model.named_modules()}
+    rows = []
+    for syn, pre, post in recorder.records():
+        for kind in WEIGHT_DEPS:
+            f_pre, f_post = weight_dependence(kind)
+            dw = delta_w(syn, pre, post, tau_pre=tau_pre, tau_post=tau_post, f_pre=f_pre, f_post=f_post)
+            rows.append({"layer": names.get(syn, type(syn).__name__), "weight_dep": kind,
+                         "cos": shrink_cosine(dw, syn.weight).item()})
+    return pd.DataFrame(rows)
+
+
+def shrink_figure(cosines: pd.DataFrame) -> Figure:
+    """Bars of cos(STDP update, -w) per layer, one colour per weight dependence, from shrink_cosines()."""
+    layers = list(dict.fromkeys(cosines["layer"]))
+    kinds = list(dict.fromkeys(cosines["weight_dep"]))
+    fig = Figure(figsize=(7, 3.6))
+    ax = fig.subplots()
+    x = np.arange(len(layers))
+    width = 0.8 / len(kinds)
+    for i, kind in enumerate(kinds):
+        values = cosines[cosines["weight_dep"] == kind].set_index("layer").loc[layers, "cos"]
+        ax.bar(x + (i - (len(kinds) - 1) / 2) * width, values, width=width, label=kind)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xticks(x, layers)
+    ax.set(ylim=(-1.05, 1.05), ylabel="cos(STDP update, −w)",
+           title="which way STDP moves the weights (1: pure shrinkage, −1: pure growth)")
+    ax.legend(title="weight dependence", fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    return fig
 
 
 def histogram(values: torch.Tensor, title: str, xlabel: str, bins: int = 60) -> Figure:

@@ -16,6 +16,7 @@ import torch
 
 import eicil.nb
 import eicil.plots
+import eicil.stdp
 from eicil.config import TYPES as CONFIG_TYPES, Config, ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -222,9 +223,34 @@ def test_window_explorer_redraws_when_a_control_moves(monkeypatch):
     drawn = []
     real = eicil.plots.stdp_window
     monkeypatch.setattr(eicil.plots, "stdp_window", lambda *a, **kw: drawn.append((a, kw)) or real(*a, **kw))
-    box = eicil.plots.window_explorer(4, 2.0, 100.0, "clamp")
-    tau_pre, tau_post, dep = box.children[0].children
-    assert drawn[-1] == ((4, 2.0, 100.0), {"kinds": ("clamp",)})  # the starting state is drawn once
+    box = eicil.plots.window_explorer(4, 2.0, 100.0, "clamp", w=0.5)
+    tau_pre, tau_post, dep, w = box.children[0].children
+    assert drawn[-1] == ((4, 2.0, 100.0), {"weights": (0.5,), "kinds": ("clamp",)})  # the start, drawn once
+    first = box.png
+    assert first and "image/png" in box._repr_mimebundle_()  # shown without a live kernel
     tau_pre.value = 5.0
     dep.value = "soft"
-    assert drawn[-1] == ((4, 5.0, 100.0), {"kinds": ("soft",)})
+    w.value = -1.0
+    assert drawn[-1] == ((4, 5.0, 100.0), {"weights": (-1.0,), "kinds": ("soft",)})
+    assert box.png != first
+
+
+def test_shrink_cosines_read_the_direction_of_each_layer():
+    """clamp's update on a layer of positive weights driven by pre-before-post spikes: cos against
+    -w is the same number shrink_cosine gives for delta_w, per layer and weight dependence."""
+    syn = torch.nn.Linear(3, 2, bias=False)
+    with torch.no_grad():
+        syn.weight.fill_(0.5)
+    pre = torch.zeros(4, 1, 3)
+    post = torch.zeros(4, 1, 2)
+    pre[0], post[3] = 1, 1  # every pre spike before every post spike: pure potentiation, growth
+    model = torch.nn.Sequential(syn)
+
+    class Recorder:
+        def records(self):
+            return [(syn, pre, post)]
+    table = eicil.plots.shrink_cosines(model, Recorder(), tau_pre=2.0, tau_post=100.0)
+    assert list(table["weight_dep"]) == list(eicil.stdp.WEIGHT_DEPS) and set(table["layer"]) == {"0"}
+    assert table.set_index("weight_dep").loc["clamp", "cos"] == pytest.approx(-1.0)  # growth along +w
+    fig = eicil.plots.shrink_figure(table)
+    assert len(fig.axes[0].patches) == len(eicil.stdp.WEIGHT_DEPS)
