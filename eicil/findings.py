@@ -16,8 +16,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from . import report
-from .cycle import CONTROLS, EXCITATORY, METHODS, PAPER_METHODS, relevant, uses_stdp
+from . import cells, report
+from .cycle import CONTROLS, EXCITATORY, relevant, uses_stdp
 from .plots import ImageBox, _enable_inline_figures, figure_png
 from .stats import summarize
 
@@ -33,7 +33,7 @@ MATCH = ("study", "dataset", "model", "k", "dose", "width", "train_subset", "epo
 ORDER = {
     "dataset": ("digits", "mnist", "cifar10", "cifar100", "fake"),
     "model": ("csnn", "ei_net", "resnet18", "vgg11"),
-    "method": PAPER_METHODS + tuple(m for m in METHODS if m not in PAPER_METHODS),
+    "method": tuple(cells.ORDER["method"]),  # the report's order: the paper's methods, then the controls
 }
 # One colour per method; an STDP method and its controls share a colour family, and the controls are
 # dashed (shrink: the same step along -w) or dotted (frozen); gs is grey, gsni (null epochs) purple.

@@ -211,8 +211,7 @@ def train_epoch(run: Run, mech: str, progress: bool = False) -> dict:
     correct = torch.zeros((), device=device, dtype=torch.long)
     stdp_sum = {syn: torch.zeros((), device=device) for syn in run.pairs}
     opt_sum = {syn: torch.zeros((), device=device) for syn in run.pairs}
-    cos_sum = {syn: torch.zeros((), device=device) for syn in run.pairs}
-    stepped = set()  # synapses this epoch computed STDP updates for
+    cos_sum = {}  # only the synapses this epoch computes STDP updates for
     n = 0
     ref = adam_reference(run.state.rows) if cfg.stdp_dose else {}
     with mechanism(run, mech) as recorder:
@@ -229,8 +228,7 @@ def train_epoch(run: Run, mech: str, progress: bool = False) -> dict:
             deltas = stdp_deltas(recorder, tau_pre=cfg.tau_pre, tau_post=cfg.tau_post, weight_dep=cfg.weight_dep,
                                  normalise=cfg.stdp_norm) if recorder is not None else {}
             for syn, dw in deltas.items():  # against the weights the spikes came from
-                cos_sum[syn] += shrink_cosine(dw, syn.weight)
-                stepped.add(syn)
+                cos_sum[syn] = cos_sum.get(syn, 0) + shrink_cosine(dw, syn.weight)
             if not cfg.stdp_dose:  # stdp_lr: the step needs nothing from the optimiser's
                 for syn, dw in deltas.items():
                     stdp_sum[syn] += stdp_step_lr(syn, dw, cfg.stdp_lr * lr_now / cfg.lr, row.move == "shrink")
@@ -263,7 +261,7 @@ def train_epoch(run: Run, mech: str, progress: bool = False) -> dict:
     return {"loss": loss_mean, "acc": correct.item() / max(n, 1),
             "stdp": {syn: v.item() / batches for syn, v in stdp_sum.items()},
             "adam": {syn: v.item() / batches for syn, v in opt_sum.items()},
-            "cos": {syn: cos_sum[syn].item() / batches for syn in stepped}}
+            "cos": {syn: v.item() / batches for syn, v in cos_sum.items()}}
 
 
 @torch.no_grad()
@@ -326,16 +324,22 @@ def run_epoch(run: Run, progress: bool = False) -> dict:
     return vals
 
 
-def dose(rows: list[dict]) -> tuple[float | None, float | None]:
-    """(stdp_dose, stdp_rel_step) of a run from its metrics rows: over the epochs that took STDP (or
-    shrinkage) steps, the mean of sum(STDP step norms) / sum(Adam step norms on the same synapses), and
-    of sum(STDP step norms) / sum(weight norms). Adam's step comes from the same epoch, or, where the
-    mechanism freezes those synapses, from the latest earlier epoch in which Adam moved them."""
+def dose_rows(rows: list[dict]) -> dict[int, dict[str, dict[str, float]]]:
+    """The metrics rows of split "dose" as {epoch: {kind (stdp, adam, weight, cos): {layer: value}}}."""
     by_epoch: dict[int, dict] = {}
     for r in rows:
         if r["split"] == "dose":
             kind, layer = r["metric"].split(":", 1)
             by_epoch.setdefault(r["epoch"], {}).setdefault(kind, {})[layer] = r["value"]
+    return by_epoch
+
+
+def dose(rows: list[dict]) -> tuple[float | None, float | None]:
+    """(stdp_dose, stdp_rel_step) of a run from its metrics rows: over the epochs that took STDP (or
+    shrinkage) steps, the mean of sum(STDP step norms) / sum(Adam step norms on the same synapses), and
+    of sum(STDP step norms) / sum(weight norms). Adam's step comes from the same epoch, or, where the
+    mechanism freezes those synapses, from the latest earlier epoch in which Adam moved them."""
+    by_epoch = dose_rows(rows)
     doses, rels, last_adam = [], [], {}
     for epoch in sorted(by_epoch):
         d = by_epoch[epoch]
@@ -354,13 +358,10 @@ def dose(rows: list[dict]) -> tuple[float | None, float | None]:
 def shrink_share(rows: list[dict]) -> float | None:
     """How much of a run's STDP movement is weight shrinkage: the mean over its STDP epochs and
     layers of cos(STDP update, -w), each weighted by that layer's STDP step norm in that epoch."""
-    cos, step = {}, {}
-    for r in rows:
-        if r["split"] == "dose" and r["metric"].startswith(("cos:", "stdp:")):
-            kind, layer = r["metric"].split(":", 1)
-            (cos if kind == "cos" else step)[(r["epoch"], layer)] = r["value"]
-    total = sum(step.get(key, 0.0) for key in cos)
-    return sum(c * step.get(key, 0.0) for key, c in cos.items()) / total if total > 0 else None
+    pairs = [(c, d.get("stdp", {}).get(layer, 0.0)) for d in dose_rows(rows).values()
+             for layer, c in d.get("cos", {}).items()]
+    total = sum(step for _, step in pairs)
+    return sum(c * step for c, step in pairs) / total if total > 0 else None
 
 
 def summary(run: Run, status: str, message: str = "") -> dict:
