@@ -3,6 +3,8 @@ order and the one K a cycle method is shown at. Shared by the tables, verdicts, 
 """
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from eicil import cycle
@@ -23,6 +25,24 @@ ORDER["control"] = ORDER["method"]
 SET_DOSE = "stdp_dose_set"
 SETTINGS = [SET_DOSE if name == "stdp_dose" else name for name in TYPES
             if name not in RUN_IRRELEVANT and name not in ("model", "dataset", "method", "k", "seed")]
+
+
+# A run collapsed when it fell (its last epoch at least COLLAPSE_DROP below its best) to below
+# half-way between chance and gs's accuracy (gs of the same model, data and scale; the run's own best
+# epoch where no gs was run): its weights ran away, so its accuracy (at the last epoch, or at the
+# best-validation epoch, often one before any STDP) says nothing about its method at that setting.
+# Collapsed runs are counted apart and kept out of every mean, interval and test.
+CHANCE = {"digits": 0.1, "mnist": 0.1, "cifar10": 0.1, "cifar100": 0.01}  # 1 / classes; fake: 0
+COLLAPSE_DROP = 0.05  # a smaller fall (a fraction) is seed noise, not a collapse
+
+
+def collapsed(last_acc: float, best_acc: float, reference: float, dataset: str) -> bool:
+    """Whether a run whose test accuracy (fractions) was last_acc at its last epoch and best_acc at
+    its best collapsed against the reference accuracy; a run without epochs (nan) did not."""
+    if math.isnan(last_acc) or math.isnan(reference):
+        return False
+    chance = CHANCE.get(dataset, 0.0)
+    return last_acc < (chance + reference) / 2 and best_acc - last_acc >= COLLAPSE_DROP
 
 
 def split_settings(runs: pd.DataFrame) -> list[str]:

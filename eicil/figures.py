@@ -11,12 +11,13 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from eicil import cycle, records
-from eicil.cells import _pick_k, _sorted, split_settings
+from eicil.cells import ORDER, SET_DOSE, _pick_k, _sorted, split_settings
 from eicil.cycle import PAPER_METHODS
 from eicil.stats import summarize
 
@@ -25,15 +26,76 @@ FIGURE_COLUMNS = ["model", "dataset", "method", "k", "epoch", "mechanism", "mean
 # Figure 2 draws the paper's methods and gsni; the other controls are in the controls table and forest.
 FIGURE2_METHODS = PAPER_METHODS + ("gsni",)
 DOSE_MAX = 1e3  # doses beyond this are drawn on the dose plot's edge
+# Settings that stay within one panel of the dose figure: the knob along x and the update's coupling.
+DOSE_LINE_SETTINGS = ("stdp_lr", "stdp_dose_set", "stdp_norm")
+# One colour per method in every figure. An STDP method and its controls share a colour family, the
+# controls dashed (shrink: a step of STDP's size along -w) or dotted (frozen); gs grey, gsni purple.
+METHOD_STYLE = {
+    "gs": ("0.45", "-"), "gsni": ("#7b3294", "-."),
+    "gsgi": ("#08519c", "-"), "gsgi-shrink": ("#4eb3d3", "--"),
+    "gsi": ("#d94801", "-"), "gsi-shrink": ("#fd8d3c", "--"), "gsi-frozen": ("#8c2d04", ":"),
+    "stdp-bw-gs": ("#006d2c", "-"), "shrink-bw-gs": ("#74c476", "--"),
+    "stdp-bw": ("#a50f15", "-"), "shrink-bw": ("#fb6a4a", "--"), "frozen-bw": ("#67000d", ":"),
+    "stdp-conv": ("#7a5c00", "-"), "shrink-conv": ("#c9a227", "--"), "frozen-conv": ("#4d3900", ":"),
+}
+
+
+def method_color(method: str) -> str:
+    return METHOD_STYLE.get(method, ("black", "-"))[0]
+
+
+def _marker(method: str) -> str:
+    # STDP and the methods without STDP: circles; shrink controls: squares; frozen: triangles
+    return "s" if "shrink" in method else "^" if "frozen" in method else "o"
+
+
+def _facets(frame: pd.DataFrame, split: list[str], keep: tuple[str, ...] = ()) -> list[tuple[str, list[str], pd.DataFrame]]:
+    """The panels of a figure: a panel per (model, dataset) and per combination of the split settings
+    that vary within it (except those in keep, which stay within a panel). A row blank in such a
+    setting (its method ignores it, as gs ignores stdp_lr) joins every panel of its (model, dataset).
+
+    Returns (title, the kept settings that vary within the panel, its rows) per panel, in frame order."""
+    out = []
+    for (model, dataset), group in frame.groupby(["model", "dataset"], sort=False):
+        faceted = [c for c in split if c not in keep and group[c].dropna().nunique() > 1]
+        kept = [c for c in split if c in keep and group[c].dropna().nunique() > 1]
+        shared = [_setting(c, group[c].dropna().iloc[0]) for c in split
+                  if c not in faceted and c not in kept and group[c].notna().any()]
+        title = f"{model} / {dataset}" + (f" ({', '.join(shared)})" if shared else "")
+        combos = group[faceted].dropna().drop_duplicates() if faceted else pd.DataFrame(index=[0])
+        for _, combo in combos.iterrows():
+            rows = group
+            for c in faceted:
+                rows = rows[rows[c].isna() | (rows[c] == combo[c])]
+            where = ", ".join(_setting(c, combo[c]) for c in faceted)
+            out.append((title + (f"\n{where}" if where else ""), kept, rows))
+    return out
+
+
+def _setting(name: str, v) -> str:
+    if name == "k":
+        return f"K={int(v)}"
+    return f"{name} {v:g}" if isinstance(v, float) else f"{name} {v}"
+
+
+def _method_key(method: str) -> tuple:
+    """Legend order: gs and gsni, then each STDP method (the paper's order) followed by its controls."""
+    family = next((m for m, cs in cycle.CONTROLS.items() if method in cs and method not in ("gs", "gsni")), method)
+    rank = ORDER["method"]
+    return (method not in ("gs", "gsni"), rank.get(family, len(rank)), method != family, rank.get(method, len(rank)))
+
+
 
 
 def figure2(curves: pd.DataFrame, out_dir: Path | str, k: int = 5,
             methods: tuple[str, ...] = FIGURE2_METHODS) -> Figure:
-    """Test accuracy per epoch, a panel per (model, dataset), a line per method with a 95% CI band.
+    """Test accuracy per epoch, a line per method with a 95% CI band, as the paper's Figure 2: a
+    panel per (model, dataset) and per combination of the settings that vary within it (gs, which
+    ignores STDP's settings, in every panel of its data), each method in its one colour.
 
     Only the given methods are drawn (all of them when the curves hold none of these). Hollow
-    markers sit on epochs trained by an inhibitory (non-gs) mechanism.
-    """
+    markers sit on epochs trained by an inhibitory (non-gs) mechanism. Collapsed runs are not in the
+    curves (report.load_curves), so they pull no mean down; curves.attrs["collapsed"] counts them."""
     out_dir = Path(out_dir)
     split = curves.attrs.get("split", [])
     if curves["method"].isin(methods).any():
@@ -47,30 +109,31 @@ def figure2(curves: pd.DataFrame, out_dir: Path | str, k: int = 5,
     columns = FIGURE_COLUMNS[:2] + split + FIGURE_COLUMNS[2:]
     plotted = _sorted(pd.DataFrame(rows, columns=columns + ["std"])[columns], line_keys + ["epoch"])
     plotted["k"] = plotted["k"].astype("Int64")  # all-empty when no cycle method is drawn
-    panels = _panels(plotted)
-    if not panels:
+    if plotted.empty:
         raise ValueError("figure2: the curves hold no test accuracy to plot")
-    titles, within = _panel_settings(plotted, split)
-    plotted["line"] = [_line_label(r, within[r["model"], r["dataset"]]) for _, r in plotted.iterrows()]
-    seeds = _pick_k(curves, k, split).merge(plotted[line_keys + ["epoch", "line"]], on=line_keys + ["epoch"])
-    seeds["acc"] = seeds["value"] * 100
+    panels = _facets(plotted, split)
+    seeds = _pick_k(curves, k, split)
+    seeds = seeds.assign(acc=seeds["value"] * 100)
     ncols = min(3, len(panels))
-    fig = Figure(figsize=(4.8 * ncols, 3.6 * math.ceil(len(panels) / ncols) + 0.4))
-    for ax, (model, dataset) in zip(_panel_axes(fig, len(panels)), panels):
-        panel = _in_panel(plotted, model, dataset)
-        order = list(dict.fromkeys(panel["line"]))
-        palette = dict(zip(order, sns.color_palette(n_colors=len(order))))
-        # seaborn draws each line from the seeds, its band from the same t-interval as figure2.csv
-        sns.lineplot(data=_in_panel(seeds, model, dataset), x="epoch", y="acc",
-                     hue="line", hue_order=order, palette=palette, errorbar=_ci95, lw=1.2, ax=ax)
-        inhibitory = panel[panel["mechanism"] != cycle.EXCITATORY]
-        for label, points in inhibitory.groupby("line", sort=False):
-            ax.plot(points["epoch"], points["mean"], "o", ms=3.5, mfc="none", color=palette[label])
-        ax.set(title=titles[model, dataset], xlabel="epoch", ylabel="test accuracy (%)")
+    fig = Figure(figsize=(5.2 * ncols, 3.4 * math.ceil(len(panels) / ncols) + 0.5), layout="constrained")
+    for ax, (title, _, panel) in zip(_panel_axes(fig, len(panels)), panels):
+        lines = panel.groupby(line_keys, dropna=False, sort=False)
+        for _, line in sorted(lines, key=lambda kv: _method_key(kv[1]["method"].iloc[0])):
+            first = line.iloc[0]
+            color, style = METHOD_STYLE.get(first["method"], ("black", "-"))
+            ax.fill_between(line["epoch"], line["ci_low"].clip(lower=0), line["ci_high"].clip(upper=100),
+                            color=color, alpha=0.12, lw=0)
+            ax.plot(line["epoch"], line["mean"], style, color=color, lw=1.5,
+                    label=f"{_line_label(first, [])} (n={line['n'].max()})")
+            off = line[line["mechanism"] != cycle.EXCITATORY]
+            ax.plot(off["epoch"], off["mean"], "o", ms=4, mfc="white", color=color)
+        ax.set(title=title, xlabel="epoch", ylabel="test accuracy (%)")
+        ax.title.set_fontsize("medium")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize="small", title=None)
-    fig.suptitle("mean over seeds; band: 95% CI; hollow markers: inhibitory (non-gs) epochs", fontsize="small")
-    fig.tight_layout()
+        ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    left_out = curves.attrs.get("collapsed", 0)
+    fig.suptitle("test accuracy, mean over seeds; band: 95% CI; hollow markers: inhibitory (non-gs) epochs"
+                 + (f"; {left_out} collapsed runs left out" if left_out else ""), fontsize="small")
     _save_figure(fig, plotted[columns], out_dir, "figure2")
     return fig
 
@@ -119,68 +182,83 @@ def _line_label(row: pd.Series, split: list[str]) -> str:
     return " ".join([name] + [f"{c}={row[c]}" for c in split if not pd.isna(row[c])])
 
 
-def _ci95(values) -> tuple[float, float]:
-    s = summarize(values)
-    return s["ci_low"], s["ci_high"]
-
-
 def forest(table: pd.DataFrame, base_col: str, out_dir: Path | str, name: str) -> Figure | None:
-    """Each row's difference from its baseline with its Welch 95% interval, a panel per (model,
-    dataset). base_col is the table's difference column: delta_vs_gs (table1/table2), delta_vs_gsni
-    (control) or delta (controls, whose baseline is each row's `control`). The grey band spans
-    ± the row's MDE (80% power): a true difference inside it would often (over 20% of the time)
-    go undetected, so a miss there says little.
+    """Each row's difference from its baseline, a panel per (model, dataset) and per combination of
+    the settings that vary within it, each panel as tall as its rows. base_col is the table's
+    difference column: delta_vs_gs (table1/table2), delta_vs_gsni (control) or delta (controls,
+    whose baseline is each row's `control`). A row's thick bar is its Welch 95% interval, the thin
+    one the interval at Holm's level (it excludes 0 exactly when the verdict calls the difference
+    detected); its colour is its method's. The grey band spans ± the row's MDE (80% power): a true
+    difference inside it would often (over 20% of the time) go undetected, so a miss there says little.
 
     Writes name.{png,svg,csv}; returns None and writes nothing when no row has a difference."""
     plotted = _forest_rows(table, base_col)
     if plotted.empty:
         return None
-    panels = _panels(plotted)
-    tallest = max(len(_in_panel(plotted, *p)) for p in panels)
-    fig = Figure(figsize=(5.6 * min(3, len(panels)), (0.32 * tallest + 1.3) * math.ceil(len(panels) / 3) + 0.4))
-    for i, (ax, (model, dataset)) in enumerate(zip(_panel_axes(fig, len(panels)), panels)):
-        panel = _in_panel(plotted, model, dataset)
+    keys = list(table.columns[:list(table.columns).index("mean")])
+    split = [c for c in keys if c not in ("model", "dataset", "method", "k", "control")]
+    panels = _facets(plotted, split)
+    ncols = min(3, len(panels))
+    grid_rows = [panels[i:i + ncols] for i in range(0, len(panels), ncols)]
+    heights = [max(len(rows) for _, _, rows in row) * 0.26 + 0.9 for row in grid_rows]
+    width = 4.4 + 0.055 * plotted["label"].str.len().max()  # room for the row labels
+    fig = Figure(figsize=(width * ncols, sum(heights) + 0.7), layout="constrained")
+    axes = fig.subplots(len(grid_rows), ncols, squeeze=False, gridspec_kw={"height_ratios": heights}).flat
+    axes = list(axes)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    for ax, (title, _, panel) in zip(axes, panels):
         y = -np.arange(len(panel))  # the table's first row on top
-        ax.set_ylim(0.5 - tallest, 0.5)  # the same row spacing in every panel
+        colors = [method_color(m) for m in panel["method"]]
         band = panel["mde"].notna().to_numpy()
-        ax.barh(y[band], 2 * panel["mde"][band], left=-panel["mde"][band], height=0.7, color="0.88",
-                label="± MDE (80% power)")
-        ax.hlines(y, panel["diff_low"], panel["diff_high"], color="C0", lw=1.5, label="95% CI (Welch)")
-        ax.plot(panel["delta"], y, "o", color="C0", ms=4, label="difference of means")
+        ax.barh(y[band], 2 * panel["mde"][band], left=-panel["mde"][band], height=0.7, color="0.9")
+        ax.hlines(y, panel["holm_low"], panel["holm_high"], colors=colors, lw=0.8)
+        ax.hlines(y, panel["diff_low"], panel["diff_high"], colors=colors, lw=2.2)
+        ax.scatter(panel["delta"], y, c=colors, s=18, zorder=3)
         ax.axvline(0, color="k", lw=0.8)
         ax.set_yticks(y, panel["label"], fontsize="small")
-        ax.set(title=panel["title"].iloc[0], xlabel="difference (percentage points)")
-        if i == 0:
-            handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize="x-small", loc="lower center", ncols=3)  # one legend, under all panels
-    fig.suptitle(f"{name}: each row minus its baseline; no bar: n < 2 or no spread", fontsize="small")
-    fig.tight_layout(rect=(0, 0.3 / fig.get_figheight(), 1, 1))
+        ax.set_ylim(y.min() - 0.6, 0.6)
+        ax.set_xlim(max(ax.get_xlim()[0], -100), min(ax.get_xlim()[1], 100))  # no difference is wider
+        ax.set_title(title, fontsize="medium")
+        ax.set_xlabel("difference (percentage points)", fontsize="small")
+    key = [Patch(color="0.9", label="± MDE (80% power)"), Line2D([], [], color="0.3", lw=2.2, label="95% CI (Welch)"),
+           Line2D([], [], color="0.3", lw=0.8, label="interval at Holm's level"),
+           Line2D([], [], color="0.3", marker="o", ls="", label="difference of means")]
+    fig.legend(handles=key, fontsize="x-small", loc="outside lower center", ncols=4, frameon=False)
+    fig.suptitle(f"{name}: each row minus its baseline; colour: the row's method; no bar: n < 2 or no spread",
+                 fontsize="small")
     _save_figure(fig, plotted, Path(out_dir), name)
     return fig
 
 
 def _forest_rows(table: pd.DataFrame, base_col: str) -> pd.DataFrame:
-    """The rows with a difference, labelled 'method [K] [settings] vs baseline'."""
+    """The rows with a difference, labelled 'method [K] vs baseline', with the settings that place
+    them in a panel."""
     rows = table[table[base_col].notna()].reset_index(drop=True)
     keys = list(table.columns[:list(table.columns).index("mean")])
     split = [c for c in keys if c not in ("model", "dataset", "method", "k", "control")]
     baseline = rows["control"] if "control" in rows else pd.Series(base_col.removeprefix("delta_vs_"), rows.index)
-    titles, within = _panel_settings(rows, split)
-    labels = [f"{_line_label(r, within[r['model'], r['dataset']])} vs {b}" for (_, r), b in zip(rows.iterrows(), baseline)]
-    return pd.DataFrame({"model": rows["model"], "dataset": rows["dataset"], "label": labels,
+    titles, _ = _panel_settings(rows, split)
+    labels = [f"{_line_label(r, [])} vs {b}" for (_, r), b in zip(rows.iterrows(), baseline)]
+    return pd.DataFrame({"model": rows["model"], "dataset": rows["dataset"], **{c: rows[c] for c in split},
+                         "method": rows["method"], "label": labels,
                          "title": [titles[m, d] for m, d in zip(rows["model"], rows["dataset"])],
                          "baseline": baseline, "delta": rows[base_col], "diff_low": rows["diff_low"],
-                         "diff_high": rows["diff_high"], "mde": rows["mde"], "p_holm": rows["p_holm"]})
+                         "diff_high": rows["diff_high"], "holm_low": rows["holm_low"],
+                         "holm_high": rows["holm_high"], "mde": rows["mde"], "p_holm": rows["p_holm"]})
 
 
 def dose_figure(runs: pd.DataFrame, out_dir: Path | str, metric: str = "test_acc") -> Figure | None:
-    """Accuracy against STDP's dose (its step over Adam's, log scale): a marker per cell of runs that
-    differ only in the seed, at the mean of both with 95% CIs over seeds; horizontal lines and bands
-    (mean, 95% CI) for the same panel's gs and gsni, which use no STDP. A panel per (model, dataset).
+    """Accuracy against STDP's dose (its step over Adam's, log scale) as small multiples: a panel per
+    (model, dataset) and per combination of the settings that vary within it except the dose knob
+    (stdp_lr, stdp_dose_set) and stdp_norm (e.g. a panel per K and weight dependence). In a panel,
+    a marker per cell of runs that differ only in the seed, at the mean of both with 95% CIs over
+    seeds; each STDP method (filled) in its colour, its shrinkage and frozen controls (hollow) in its
+    colour family; gs and gsni, which take no STDP step, as bands (mean, 95% CI).
 
-    A run whose dose overflowed (weights blown up: an infinite dose) counts in its cell's accuracy
-    and puts the cell on the plot's edge. Writes dose.{png,svg,csv}; returns None and writes nothing
-    when no run has a dose."""
+    Collapsed runs (cells.collapsed) are kept out of every mean and marked with a cross at the
+    panel's foot, at their cell's dose (a dose that overflowed, weights blown up, on the plot's
+    edge). Writes dose.{png,svg,csv}; returns None and writes nothing when no run has a dose."""
     split = split_settings(runs)
     keys = ["model", "dataset", *split, "method", "k"]
     dosed = runs[runs["stdp_dose"].notna()]
@@ -188,49 +266,94 @@ def dose_figure(runs: pd.DataFrame, out_dir: Path | str, metric: str = "test_acc
         return None
     points = _dose_cells(dosed, keys, split, metric, "point")
     bands = _dose_cells(runs[runs["method"].isin(["gs", "gsni"])], keys, split, metric, "band")
-    # a line joins the cells that differ only in stdp_lr: the dose knob
-    knob = [c for c in keys if c != "stdp_lr"]
-    titles, within = _panel_settings(points, [c for c in split if c != "stdp_lr"])
-    points["line"] = [_line_label(r, within[r["model"], r["dataset"]]) for _, r in points.iterrows()]
-    panels = _panels(points)
-    fig = Figure(figsize=(8.2 * min(2, len(panels)), 4.6 * math.ceil(len(panels) / 2) + 0.4))
-    for ax, (model, dataset) in zip(_panel_axes(fig, len(panels), ncols=2), panels):
-        panel, lines = _in_panel(points, model, dataset), _in_panel(bands, model, dataset)
-        groups = list(panel.groupby(knob, dropna=False, sort=False))
-        colors = iter(sns.color_palette("tab20", n_colors=len(groups) + len(lines)))
-        for _, line in groups:
-            line = line.sort_values("dose")
-            color, shrink = next(colors), line["method"].iloc[0].endswith("-shrink")
-            x = line["dose"].clip(upper=DOSE_MAX)  # runaway doses (weights blown up) sit on the edge
-            ax.plot(x, line["mean"], "s--" if shrink else "o-", mfc="none" if shrink else color, color=color,
-                    ms=5, lw=1, label=f"{line['line'].iloc[0]} (n={line['n'].max()})")
-            ax.vlines(x, line["ci_low"], line["ci_high"], color=color, lw=1)
-        for r in lines.itertuples():
-            color = next(colors)
-            ax.axhline(r.mean, color=color, ls=":", lw=1.2, label=f"{r.label} (n={r.n})")
+    knob = [c for c in keys if c not in ("stdp_lr", SET_DOSE)]  # a line joins the cells along the knob
+    cells = pd.concat([points, bands], ignore_index=True)
+    panels = _facets(cells, split + ["k"], keep=DOSE_LINE_SETTINGS)
+    ncols = 2 if len(panels) == 4 else min(4, len(panels))
+    fig = Figure(figsize=(3.9 * ncols + 2.6, 3.3 * math.ceil(len(panels) / ncols) + 0.6), layout="constrained")
+    for ax, (title, kept, panel) in zip(_panel_axes(fig, len(panels), ncols=ncols), panels):
+        for r in panel[panel["kind"] == "band"].itertuples():
+            color, style = METHOD_STYLE[r.method]
+            ax.axhline(r.mean, color=color, ls=style, lw=1.2)
             if r.n > 1:
                 ax.axhspan(r.ci_low, r.ci_high, color=color, alpha=0.12, lw=0)
-        ax.axvline(DOSE_MAX, color="0.6", lw=0.8)
+        for _, line in panel[panel["kind"] == "point"].groupby(knob, dropna=False, sort=False):
+            line = line.sort_values("dose")
+            method = line["method"].iloc[0]
+            color, style = METHOD_STYLE.get(method, ("black", "-"))
+            raw = _raw_sum(line["stdp_norm"].iloc[0]) if "stdp_norm" in line else False
+            shown = line[line["n"] > 0]
+            x = shown["dose"].clip(upper=DOSE_MAX)  # runaway doses (weights blown up) sit on the edge
+            ax.plot(x, shown["mean"], "*" if raw else _marker(method) + style, color=color,
+                    mfc="white" if _is_control(method) else color, ms=8 if raw else 5, lw=1)
+            ax.vlines(x, shown["ci_low"].clip(lower=0), shown["ci_high"].clip(upper=100), color=color, lw=1)
+            out = line[line["collapsed"] > 0]
+            ax.plot(out["dose_all"].clip(upper=DOSE_MAX), [0.04] * len(out), "x", color=color, ms=6, mew=1.5,
+                    transform=ax.get_xaxis_transform())
+        if (panel[["dose", "dose_all"]] >= DOSE_MAX).any().any():
+            ax.axvline(DOSE_MAX, color="0.6", lw=0.8)
         ax.set_xscale("log")
-        ax.set(title=titles[model, dataset], ylabel=f"{metric.replace('_', ' ')} (%)",
-               xlabel=f"STDP dose: STDP step / Adam step (mean over STDP epochs; >{DOSE_MAX:g} on the grey line)")
-        ax.legend(fontsize="xx-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.suptitle("mean over seeds, bars: 95% CI; filled: STDP, hollow squares: its shrinkage control\n"
-                 "(same step size along -w); lines join stdp_lr values; dotted: runs without STDP", fontsize="small")
-    fig.tight_layout()
-    _save_figure(fig, pd.concat([points.drop(columns="line"), bands], ignore_index=True), Path(out_dir), "dose")
+        doses = panel[["dose", "dose_all"]].stack().clip(upper=DOSE_MAX)
+        doses = doses[doses > 0]
+        if len(doses):  # whole decades, so every panel has labelled ticks and no crowded minor labels
+            ax.set_xlim(10 ** math.floor(math.log10(doses.min()) - 0.05), 10 ** math.ceil(math.log10(doses.max()) + 0.05))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_title(title, fontsize="medium")
+        ax.set_xlabel("STDP step / Adam step", fontsize="small")
+        ax.set_ylabel(f"{metric.replace('_', ' ')} (%)", fontsize="small")
+    fig.legend(handles=_dose_key(cells), fontsize="x-small", loc="outside right upper", frameon=False)
+    fig.suptitle(f"mean over seeds, bars: 95% CI; x: STDP's step over Adam's, mean over STDP epochs (log; "
+                 f">{DOSE_MAX:g} on the grey line)", fontsize="small")
+    _save_figure(fig, cells, Path(out_dir), "dose")
     return fig
 
 
+def _raw_sum(stdp_norm) -> bool:
+    """stdp_norm off: the released code's coupling (the update's raw sum), drawn as a star."""
+    return pd.notna(stdp_norm) and not bool(stdp_norm)
+
+
+def _is_control(method: str) -> bool:
+    return "shrink" in method or "frozen" in method
+
+
+def _dose_key(cells: pd.DataFrame) -> list:
+    """The dose figure's legend: each method drawn, its marks, then the crosses of collapsed runs."""
+    key = []
+    for method in sorted(cells["method"].unique(), key=_method_key):
+        color, style = METHOD_STYLE.get(method, ("black", "-"))
+        if method in ("gs", "gsni"):
+            key.append(Line2D([], [], color=color, ls=style, lw=1.2, label=f"{method} (no STDP; band: 95% CI)"))
+        else:
+            key.append(Line2D([], [], color=color, ls=style, marker=_marker(method),
+                              mfc="white" if _is_control(method) else color, label=method))
+    if "stdp_norm" in cells and cells["stdp_norm"].map(_raw_sum).any():
+        key.append(Line2D([], [], color="0.3", marker="*", ls="", ms=8, label="stdp_norm off (raw sum)"))
+    if (cells["collapsed"] > 0).any():
+        key.append(Line2D([], [], color="0.3", marker="x", ls="", label="runs collapsed here\n(not in the means)"))
+    return key
+
+
 def _dose_cells(runs: pd.DataFrame, keys: list[str], split: list[str], metric: str, kind: str) -> pd.DataFrame:
-    """Mean and 95% CI over seeds of accuracy (percent) and of the dose, per cell of keys."""
+    """Per cell of keys: mean and 95% CI over the seeds that did not collapse of accuracy (percent)
+    and of the dose, the count of collapsed runs and the mean dose of all of them (dose_all: where a
+    cell of only collapsed runs is marked)."""
     rows = []
     for cell, group in runs.groupby(keys, dropna=False, sort=False):
         info = dict(zip(keys, cell))
-        doses = group["stdp_dose"].dropna()
-        acc = summarize(group[metric] * 100)
-        dose = summarize(doses) if np.isfinite(doses).all() else dict.fromkeys(("mean", "ci_low", "ci_high"), math.inf)
+        out = group["collapsed"].astype(bool) if "collapsed" in group else pd.Series(False, group.index)
+        kept = group[~out]
+        acc = summarize(kept[metric] * 100)
+        dose = _mean_dose(kept["stdp_dose"].dropna())
         rows.append({**info, "kind": kind, "label": _line_label(pd.Series(info), split), "dose": dose["mean"],
-                     "dose_low": dose["ci_low"], "dose_high": dose["ci_high"], **acc})
-    columns = keys + ["kind", "label", "dose", "dose_low", "dose_high", "mean", "std", "n", "ci_low", "ci_high"]
+                     "dose_low": dose["ci_low"], "dose_high": dose["ci_high"], **acc, "collapsed": int(out.sum()),
+                     "dose_all": _mean_dose(group["stdp_dose"].dropna())["mean"]})
+    columns = keys + ["kind", "label", "dose", "dose_low", "dose_high", "mean", "std", "n", "ci_low", "ci_high",
+                      "collapsed", "dose_all"]
     return _sorted(pd.DataFrame(rows, columns=columns), keys)
+
+
+def _mean_dose(doses: pd.Series) -> dict:
+    if np.isfinite(doses).all():
+        return summarize(doses)
+    return dict.fromkeys(("mean", "ci_low", "ci_high"), math.inf)  # a run's weights blew up

@@ -18,6 +18,7 @@ from matplotlib.ticker import MaxNLocator
 
 from . import cells, report
 from .cycle import CONTROLS, EXCITATORY, relevant, uses_stdp
+from .figures import METHOD_STYLE
 from .plots import ImageBox, _enable_inline_figures, figure_png
 from .stats import summarize
 
@@ -35,16 +36,7 @@ ORDER = {
     "model": ("csnn", "ei_net", "resnet18", "vgg11"),
     "method": tuple(cells.ORDER["method"]),  # the report's order: the paper's methods, then the controls
 }
-# One colour per method; an STDP method and its controls share a colour family, and the controls are
-# dashed (shrink: the same step along -w) or dotted (frozen); gs is grey, gsni (null epochs) purple.
-STYLE = {
-    "gs": ("0.45", "-"), "gsni": ("#7b3294", "-."),
-    "gsgi": ("#08519c", "-"), "gsgi-shrink": ("#4eb3d3", "--"),
-    "gsi": ("#d94801", "-"), "gsi-shrink": ("#fd8d3c", "--"), "gsi-frozen": ("#8c2d04", ":"),
-    "stdp-bw-gs": ("#006d2c", "-"), "shrink-bw-gs": ("#74c476", "--"),
-    "stdp-bw": ("#a50f15", "-"), "shrink-bw": ("#fb6a4a", "--"), "frozen-bw": ("#67000d", ":"),
-    "stdp-conv": ("#7a5c00", "-"), "shrink-conv": ("#c9a227", "--"), "frozen-conv": ("#4d3900", ":"),
-}
+STYLE = METHOD_STYLE  # the report's colours: one per method in every figure
 
 
 def load(records: str | Path = "runs", studies: tuple[str, ...] = STUDIES) -> pd.DataFrame:
@@ -58,7 +50,7 @@ def load(records: str | Path = "runs", studies: tuple[str, ...] = STUDIES) -> pd
     frames = []
     for study in studies:
         root = Path(records) / study
-        runs, curves = report.load_runs(root), report.load_curves(root)
+        runs, curves = report.load_runs(root), report.load_curves(root, keep_collapsed=True)
         keys = [c for c in curves.columns if c in runs.columns]  # what tells runs apart, seed included
         data = runs.merge(curves.rename(columns={"value": "epoch_acc"}), on=keys, validate="one_to_many")
         if len(data) != len(curves):  # every epoch must find its run, or curves would go missing silently
@@ -179,16 +171,18 @@ def mean_curves(lines: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary(data: pd.DataFrame, **picked) -> pd.DataFrame:
-    """A row per line of matched(): seeds, test accuracy at the best-validation epoch (mean, std),
-    at the last epoch (mean), the measured STDP dose (mean over seeds) and the chosen runs' mean
-    minus this line's."""
+    """A row per line of matched(): seeds, how many of them collapsed (cells.collapsed: these means
+    keep them, as a teaching view of the records, where the report's tables leave them out), test
+    accuracy at the best-validation epoch (mean, std), at the last epoch (mean), the measured STDP
+    dose (mean over seeds) and the chosen runs' mean minus this line's."""
     lines = matched(data, **picked)
     runs = lines.drop_duplicates(["line", "path"])
     last = lines[lines["epoch"] == lines.groupby("path")["epoch"].transform("max")]
     table = runs.groupby("line", sort=False).agg(
         role=("role", "first"), k=("k", "first"), dose=("dose", "first"), seeds=("seed", "nunique"),
+        collapsed=("collapsed", "sum"),
         test_acc=("test_acc", "mean"), test_std=("test_acc", "std"), stdp_dose=("stdp_dose", "mean"))
-    table.insert(6, "last_epoch_acc", last.groupby("line", sort=False)["epoch_acc"].mean())
+    table.insert(7, "last_epoch_acc", last.groupby("line", sort=False)["epoch_acc"].mean())
     table["chosen_minus_this"] = table["test_acc"].iloc[0] - table["test_acc"]
     table.iloc[0, table.columns.get_loc("chosen_minus_this")] = math.nan
     table["k"] = table["k"].astype("Int64").mask(table["k"] == NO_K)
@@ -215,7 +209,7 @@ def _legend_label(row: pd.Series) -> str:
     parts = [row.name + (f" K={row['k']}" if pd.notna(row["k"]) else "")]
     if pd.notna(row["stdp_dose"]):
         parts.append(f"dose {row['stdp_dose']:.2g}")
-    parts.append(f"n={row['seeds']}")
+    parts.append(f"n={row['seeds']}" + (f", {row['collapsed']} collapsed" if row["collapsed"] else ""))
     return ", ".join(parts)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import ipywidgets as widgets
 import numpy as np
 import pandas as pd
+import seaborn as sns
 import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -20,6 +21,7 @@ from torch import nn
 
 from . import records
 from .cycle import EXCITATORY, schedule
+from .figures import method_color
 from .stdp import WEIGHT_DEPS, delta_w, n_terms, shrink_cosine, trace, weight_dependence
 
 
@@ -144,7 +146,8 @@ def k_curve(table: pd.DataFrame, k: int | None = None) -> Figure:
             rows["x"] = [pos[int(v)] + (j - (len(methods) - 1) / 2) * 0.08 for v in rows["k"]]
             rows = rows.sort_values("x")
             err = np.vstack([(rows["mean"] - rows["ci_low"]).fillna(0), (rows["ci_high"] - rows["mean"]).fillna(0)])
-            drawn = ax.errorbar(rows["x"], rows["mean"], yerr=err, fmt="o-", ms=4, capsize=3, label=method)
+            drawn = ax.errorbar(rows["x"], rows["mean"], yerr=err, fmt="o-", ms=4, capsize=3, label=method,
+                                color=method_color(method))
             paper = rows[rows["paper"].notna()]
             if len(paper):
                 ax.plot(paper["x"], paper["paper"].astype(float), "x", ms=7, color=drawn[0].get_color(),
@@ -310,7 +313,7 @@ def histogram(values: torch.Tensor, title: str, xlabel: str, bins: int = 60) -> 
     v = values.detach().flatten().double().numpy()
     fig = Figure(figsize=(6.4, 3.4))
     ax = fig.subplots()
-    ax.hist(v, bins=bins, color="tab:purple")
+    sns.histplot(v, bins=bins, color="tab:purple", ax=ax)
     ax.axvline(0, color="grey", lw=0.8)
     ax.set(title=f"{title}\nmean {v.mean():.3g}, std {v.std():.3g}, {len(v)} weights", xlabel=xlabel, ylabel="count")
     fig.tight_layout()

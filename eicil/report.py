@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from eicil import cycle, records
-from eicil.cells import SET_DOSE, split_settings
+from eicil.cells import SET_DOSE, collapsed, split_settings
 from eicil.figures import FIGURE_EXTS, dose_figure, figure2, forest
 from eicil.stats import summarize
-from eicil.tables import control, controls, table1, table2, write_tables
+from eicil.tables import _matching, control, controls, table1, table2, write_tables
 from eicil.verdicts import verdicts
 
 __all__ = ["load_runs", "load_curves", "split_settings", "build_report", "run_time_line", "summary_by",
@@ -26,7 +26,7 @@ __all__ = ["load_runs", "load_curves", "split_settings", "build_report", "run_ti
            "forest", "dose_figure"]
 
 RUN_COLUMNS = ["model", "dataset", "method", "k", "seed", "test_acc", "best_test_acc", "best_val_acc",
-               "stdp_dose", "stdp_rel_step", "wall_seconds", "epochs", "status", "path"]
+               "stdp_dose", "stdp_rel_step", "wall_seconds", "epochs", "status", "last_test_acc", "collapsed", "path"]
 CURVE_COLUMNS = ["model", "dataset", "method", "k", "seed", "epoch", "mechanism", "value"]
 # The settings that set a run's scale, printed above every markdown table (those that vary are columns).
 SCALE = ("width", "train_subset", "epochs", "timesteps", "batch_size", "test_subset", "val_fraction", "augment")
@@ -36,16 +36,18 @@ PAPER_NOTE = "paper: the paper's full-width, 350-epoch GPU figures."
 def load_runs(root: Path | str, status: str | None = "complete") -> pd.DataFrame:
     """One row per run directory below root with the given summary status (None: every run).
 
-    Runs without a summary.json get status "no summary". Other scalar config fields follow the
+    Runs without a summary.json get status "no summary"; `last_test_acc` is the last epoch's test
+    accuracy and `collapsed` whether it fell back towards chance (cells.collapsed). Other scalar config fields follow the
     named columns; a field that cannot change what the run's method computes (K of gs, stdp_lr of
     a run without STDP) is left empty, so it neither splits nor matches.
     """
-    rows = []
+    rows, peaks = [], []
     for path in records.find_runs(Path(root)):
         config = records.read_json(path / "config.json")["config"]
         summary_file = path / "summary.json"
         summary = records.read_json(summary_file) if summary_file.exists() else {"status": "no summary"}
         method = config["method"]
+        accs = _test_accs(path)
         named = {
             "model": config["model"], "dataset": config["dataset"], "method": method,
             "k": config.get("k") if cycle.uses_k(method) else None,
@@ -53,17 +55,40 @@ def load_runs(root: Path | str, status: str | None = "complete") -> pd.DataFrame
             "best_test_acc": summary.get("best_test_acc"), "best_val_acc": summary.get("best_val_acc"),
             "stdp_dose": _number(summary.get("stdp_dose")), "stdp_rel_step": _number(summary.get("stdp_rel_step")),
             "wall_seconds": _number(summary.get("wall_seconds")),
-            "epochs": config["epochs"], "status": summary["status"], "path": str(path),
+            "epochs": config["epochs"], "status": summary["status"],
+            "last_test_acc": accs[-1] if accs else math.nan, "path": str(path),
         }
+        peaks.append(max(accs, default=math.nan))
         extra = {SET_DOSE if key == "stdp_dose" else key: v if cycle.relevant(method, key) else None
                  for key, v in config.items() if isinstance(v, (str, int, float, bool, type(None)))
                  and (key not in named or key == "stdp_dose")}
         rows.append({**named, **extra})
-    runs = pd.DataFrame(rows, columns=RUN_COLUMNS if not rows else None)
+    runs = pd.DataFrame(rows, columns=None if rows else [c for c in RUN_COLUMNS if c != "collapsed"])
     runs["k"] = runs["k"].astype("Int64")
+    runs.insert(RUN_COLUMNS.index("collapsed"), "collapsed", _collapsed(runs, peaks))
     if status is not None:
         runs = runs[runs["status"] == status]
     return runs.reset_index(drop=True)
+
+
+def _collapsed(runs: pd.DataFrame, peaks: list[float]) -> list[bool]:
+    """cells.collapsed of each run against the mean last-epoch accuracy of the complete gs runs that
+    match it on every setting gs uses, or against its own best epoch (peaks) where none does."""
+    keys = ["model", "dataset", *split_settings(runs)]
+    done = runs["status"] == "complete"
+    flags = []
+    for (_, run), peak in zip(runs.iterrows(), peaks):
+        gs = runs.loc[done & _matching(runs, "gs", run.to_dict(), keys), "last_test_acc"].dropna()
+        flags.append(collapsed(run["last_test_acc"], peak, gs.mean() if len(gs) else peak, run["dataset"]))
+    return flags
+
+
+def _test_accs(path: Path) -> list[float]:
+    """Test accuracy per epoch, in epoch order (none before a run's first epoch)."""
+    if not (path / "metrics.csv").exists():
+        return []
+    rows = [m for m in records.read_metrics(path / "metrics.csv") if m["split"] == "test" and m["metric"] == "acc"]
+    return [m["value"] for m in sorted(rows, key=lambda m: m["epoch"])]
 
 
 def _number(value) -> float:
@@ -71,13 +96,17 @@ def _number(value) -> float:
     return math.nan if value is None else float(value)
 
 
-def load_curves(root: Path | str) -> pd.DataFrame:
-    """Test accuracy (fraction) per epoch of every complete run below root."""
-    return _curves(load_runs(root))
+def load_curves(root: Path | str, keep_collapsed: bool = False) -> pd.DataFrame:
+    """Test accuracy (fraction) per epoch of every complete run below root that did not collapse
+    (keep_collapsed: of every complete run); attrs["collapsed"] counts those left out."""
+    return _curves(load_runs(root), keep_collapsed)
 
 
-def _curves(runs: pd.DataFrame) -> pd.DataFrame:
+def _curves(runs: pd.DataFrame, keep_collapsed: bool = False) -> pd.DataFrame:
     split = split_settings(runs)
+    left_out = 0 if keep_collapsed else int(runs["collapsed"].sum())
+    if not keep_collapsed:
+        runs = runs[~runs["collapsed"].astype(bool)]
     rows = [
         {"model": run["model"], "dataset": run["dataset"], "method": run["method"], "k": run["k"],
          **{c: run[c] for c in split}, "seed": run["seed"],
@@ -89,6 +118,7 @@ def _curves(runs: pd.DataFrame) -> pd.DataFrame:
     curves = pd.DataFrame(rows, columns=CURVE_COLUMNS[:4] + split + CURVE_COLUMNS[4:])
     curves["k"] = curves["k"].astype("Int64")
     curves.attrs["split"] = split
+    curves.attrs["collapsed"] = left_out
     return curves
 
 

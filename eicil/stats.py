@@ -73,6 +73,18 @@ def diff_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tupl
     return delta, delta - half, delta + half
 
 
+def holm_interval(a: Sequence[float], b: Sequence[float], p: float, p_holm: float,
+                  alpha: float = 0.05) -> tuple[float, float]:
+    """The Welch interval of mean(a) - mean(b) at the level Holm's correction tests this comparison
+    at, 1 - alpha * p / p_holm: it excludes 0 exactly when p_holm < alpha, so it agrees with a
+    verdict drawn from p_holm (the unadjusted 95% interval may exclude 0 while p_holm does not).
+    nan where the test could not run."""
+    if math.isnan(p) or math.isnan(p_holm) or p_holm == 0:
+        return math.nan, math.nan
+    _, low, high = diff_ci(a, b, level=1 - alpha * p / p_holm)
+    return low, high
+
+
 def welch_power(delta: float, std_a: float, n_a: int, std_b: float, n_b: int, alpha: float = 0.05) -> float:
     """Power of the two-sided Welch t-test at alpha when the true difference of means is delta:
     the noncentral t with noncentrality delta / SE falls beyond either critical value."""

@@ -16,20 +16,24 @@ from eicil import cycle, records
 from eicil.cells import _pick_k, _sorted, split_settings
 from eicil.cycle import METHODS
 from eicil.paper import paper_acc
-from eicil.stats import diff_ci, holm, mde, summarize, welch_p
-from eicil.verdicts import _verdict
+from eicil.stats import diff_ci, holm, holm_interval, mde, summarize, welch_p
+from eicil.verdicts import COLLAPSED_VERDICT, _verdict
 
 def _stat_columns(base: str) -> list[str]:
-    # diff_low/diff_high: the Welch 95% interval of the difference; mde: the smallest difference the
-    # test detects with 80% power (percentage points), so a miss can be read as "too small to see".
-    return ["mean", "std", "n", "ci_low", "ci_high", f"delta_vs_{base}", "diff_low", "diff_high",
-            f"p_vs_{base}", "p_holm", "mde", "paper", "note"]
+    # n counts the runs in the statistics, collapsed those left out of them (cells.collapsed).
+    # diff_low/diff_high: the Welch 95% interval of the difference; holm_low/holm_high: the interval
+    # at the level Holm's correction tests that row at, so it excludes 0 exactly when p_holm < 0.05;
+    # mde: the smallest difference the test detects with 80% power (percentage points), so a miss
+    # can be read as "too small to see".
+    return ["mean", "std", "n", "collapsed", "ci_low", "ci_high", f"delta_vs_{base}", "diff_low", "diff_high",
+            "holm_low", "holm_high", f"p_vs_{base}", "p_holm", "mde", "paper", "note"]
 
 
 STAT_COLUMNS = _stat_columns("gs")
 # The controls table: a method's cell, its control's cell, and the difference between them.
-CONTROLS_COLUMNS = ["mean", "std", "n", "ci_low", "ci_high", "control_mean", "control_std", "control_n",
-                    "delta", "diff_low", "diff_high", "p", "p_holm", "mde", "verdict", "note"]
+CONTROLS_COLUMNS = ["mean", "std", "n", "collapsed", "ci_low", "ci_high", "control_mean", "control_std",
+                    "control_n", "control_collapsed", "delta", "diff_low", "diff_high", "holm_low", "holm_high",
+                    "p", "p_holm", "mde", "verdict", "note"]
 VERSUS = ("delta", "diff_low", "diff_high", "p", "mde")
 SINGLE_SEED_NOTE = "n=1: demonstration, not a result"
 
@@ -39,28 +43,52 @@ def _same(column: pd.Series, value) -> pd.Series:
 
 
 def _compare(runs: pd.DataFrame, keys: list[str], metric: str, base: str = "gs",
-             methods: tuple[str, ...] | None = None) -> pd.DataFrame:
+             methods: tuple[str, ...] | None = None, need_base: bool = False) -> pd.DataFrame:
     """Statistics per cell of `keys` (rows of `methods`, default all), each compared with the runs of
-    method `base` of the same model and dataset that agree on every key `base` uses."""
+    method `base` of the same model and dataset that agree on every key `base` uses (need_base: only
+    the cells that have such runs). Collapsed runs are counted, not used."""
     _refuse_repeats(runs, keys)
-    rows = []
+    rows, pairs = [], []
     for cell, group in runs.groupby(keys, dropna=False, sort=False):
         info = dict(zip(keys, cell))
-        if methods is not None and info["method"] not in methods:
+        base_runs = runs[_matching(runs, base, info, keys)]
+        if (methods is not None and info["method"] not in methods) or (need_base and base_runs.empty):
             continue
-        acc = group[metric].to_numpy(float) * 100
-        base_acc = runs.loc[_matching(runs, base, info, keys), metric].to_numpy(float) * 100
+        acc, collapsed = _kept(group, metric)
+        base_acc = _kept(base_runs, metric)[0]
         versus = _versus(acc, base_acc) if info["method"] != base else dict.fromkeys(VERSUS, math.nan)
         stats = summarize(acc)
         rows.append({
-            **info, **stats, f"delta_vs_{base}": versus["delta"], "diff_low": versus["diff_low"],
-            "diff_high": versus["diff_high"], f"p_vs_{base}": versus["p"], "mde": versus["mde"],
-            "note": SINGLE_SEED_NOTE if min(stats["n"], len(base_acc) or 1) == 1 else "",
+            **info, **stats, "collapsed": collapsed, f"delta_vs_{base}": versus["delta"],
+            "diff_low": versus["diff_low"], "diff_high": versus["diff_high"], f"p_vs_{base}": versus["p"],
+            "mde": versus["mde"], "note": _note(stats["n"], collapsed, len(base_acc)),
         })
-    columns = keys + [c for c in _stat_columns(base) if c not in ("p_holm", "paper")]
+        pairs.append((acc, base_acc))
+    columns = keys + [c for c in _stat_columns(base) if c not in ("holm_low", "holm_high", "p_holm", "paper")]
     table = pd.DataFrame(rows, columns=columns)
-    table["p_holm"] = holm(table[f"p_vs_{base}"]) if len(table) else []
+    _add_holm(table, f"p_vs_{base}", pairs)
     return _sorted(table, keys)
+
+
+def _kept(runs: pd.DataFrame, metric: str) -> tuple[np.ndarray, int]:
+    """The metric (percent) of the runs that did not collapse, and how many did."""
+    out = runs["collapsed"].fillna(False).astype(bool) if "collapsed" in runs else pd.Series(False, runs.index)
+    return runs.loc[~out, metric].to_numpy(float) * 100, int(out.sum())
+
+
+def _note(n: int, collapsed: int, base_n: int) -> str:
+    notes = [f"{collapsed} of {n + collapsed} runs collapsed"] if collapsed else []
+    if min(n, base_n or 1) == 1:
+        notes.append(SINGLE_SEED_NOTE)
+    return "; ".join(notes)
+
+
+def _add_holm(table: pd.DataFrame, p_col: str, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """p_holm across the table's rows, and each row's interval at the level Holm tests it at."""
+    table["p_holm"] = holm(table[p_col]) if len(table) else []
+    bounds = [holm_interval(a, b, p, ph) for (a, b), p, ph in zip(pairs, table[p_col], table["p_holm"])]
+    table["holm_low"] = [lo for lo, _ in bounds]
+    table["holm_high"] = [hi for _, hi in bounds]
 
 
 def _refuse_repeats(runs: pd.DataFrame, keys: list[str]) -> None:
@@ -114,9 +142,7 @@ def control(runs: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
     """gsi and gsgi against gsni of the same model, dataset, K and settings: the same cycle with STDP
     epochs against null epochs that update nothing. The difference is what STDP itself contributes."""
     keys = _keys(runs, "k", "method")
-    table = _compare(runs, keys, metric, base="gsni", methods=("gsi", "gsgi"))
-    table = table[table["p_vs_gsni"].notna() | table["delta_vs_gsni"].notna()].copy()
-    table["p_holm"] = holm(table["p_vs_gsni"]) if len(table) else []
+    table = _compare(runs, keys, metric, base="gsni", methods=("gsi", "gsgi"), need_base=True)
     table["paper"] = math.nan
     return table[keys + _stat_columns("gsni")]
 
@@ -129,27 +155,36 @@ def controls(runs: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
     (the control of stdp-bw-gs) ignores K. Holm's correction runs across the table."""
     keys = _keys(runs, "method", "k")
     _refuse_repeats(runs, keys)
-    rows = []
+    rows, pairs = [], []
     for cell, group in runs[runs["method"].isin(list(cycle.CONTROLS))].groupby(keys, dropna=False, sort=False):
         info = dict(zip(keys, cell))
         for name in cycle.CONTROLS[info["method"]]:
             base = runs[_matching(runs, name, info, keys)]
             if len(base):
-                rows.append(_control_row(info, name, group[metric], base[metric]))
-    filled = [c for c in CONTROLS_COLUMNS if c not in ("p_holm", "verdict")]  # the rest need the whole table
+                (acc, out), (base_acc, base_out) = _kept(group, metric), _kept(base, metric)
+                rows.append(_control_row(info, name, acc, out, base_acc, base_out))
+                pairs.append((acc, base_acc))
+    filled = [c for c in CONTROLS_COLUMNS if c not in ("holm_low", "holm_high", "p_holm", "verdict")]
     table = pd.DataFrame(rows, columns=keys + ["control"] + filled)
-    table["p_holm"] = holm(table["p"]) if len(table) else []
-    table["verdict"] = [_verdict(r.delta, r.p_holm, r.mde, "STDP helps", "STDP hurts") for r in table.itertuples()]
+    _add_holm(table, "p", pairs)  # Holm needs the whole table
+    table["verdict"] = [_control_verdict(r) for r in table.itertuples()]
     # a stable sort on the method's keys keeps each method's controls in cycle.CONTROLS order
     return _sorted(table, keys)[keys + ["control"] + CONTROLS_COLUMNS]
 
 
-def _control_row(info: dict, control: str, acc: pd.Series, base_acc: pd.Series) -> dict:
-    acc, base_acc = acc.to_numpy(float) * 100, base_acc.to_numpy(float) * 100
+def _control_verdict(row) -> str:
+    if (row.n < 2 or row.control_n < 2) and (row.collapsed or row.control_collapsed):
+        return COLLAPSED_VERDICT  # untestable because its runs collapsed, not for want of seeds
+    return _verdict(row.delta, row.p_holm, row.mde, "STDP helps", "STDP hurts")
+
+
+def _control_row(info: dict, control: str, acc: np.ndarray, out: int, base_acc: np.ndarray, base_out: int) -> dict:
     stats, base_stats = summarize(acc), summarize(base_acc)
-    return {**info, "control": control, **stats, "control_mean": base_stats["mean"],
-            "control_std": base_stats["std"], "control_n": base_stats["n"], **_versus(acc, base_acc),
-            "note": SINGLE_SEED_NOTE if min(stats["n"], base_stats["n"]) == 1 else ""}
+    notes = [_note(stats["n"], out, base_stats["n"])] + ([f"control: {base_out} of {base_stats['n'] + base_out} "
+                                                          "runs collapsed"] if base_out else [])
+    return {**info, "control": control, **stats, "collapsed": out, "control_mean": base_stats["mean"],
+            "control_std": base_stats["std"], "control_n": base_stats["n"], "control_collapsed": base_out,
+            **_versus(acc, base_acc), "note": "; ".join(n for n in notes if n)}
 
 
 def _fmt(x: float, spec: str) -> str:
@@ -160,11 +195,19 @@ def _interval(low: float, high: float) -> str:
     return "" if pd.isna(low) else f"[{low:+.2f}, {high:+.2f}]"
 
 
+def _mean_std(mean: float, std: float, n: int, collapsed: int) -> str:
+    """'mean ± std (n)'; collapsed runs are counted beside n, and a cell of only those says so."""
+    if n == 0 and collapsed:
+        return f"collapsed ({collapsed} of {collapsed})"
+    out = f" + {collapsed} collapsed" if collapsed else ""
+    return f"{mean:.2f} ± {_fmt(std, '.2f') or '–'} ({n}{out})"
+
+
 def _cells(table: pd.DataFrame) -> pd.DataFrame:
     """The key columns (those before 'mean') and each cell's 'mean ± std (n)' and 95% CI, as strings."""
     keys = list(table.columns[:list(table.columns).index("mean")])
     out = pd.DataFrame({c: [_fmt(v, "") for v in table[c]] for c in keys})
-    out["mean ± std (n)"] = [f"{r.mean:.2f} ± {_fmt(r.std, '.2f') or '–'} ({r.n})" for r in table.itertuples()]
+    out["mean ± std (n)"] = [_mean_std(r.mean, r.std, r.n, r.collapsed) for r in table.itertuples()]
     out["95% CI"] = [f"[{r.ci_low:.2f}, {r.ci_high:.2f}]" if r.n > 1 else "" for r in table.itertuples()]
     return out
 
@@ -184,10 +227,11 @@ def _display(table: pd.DataFrame) -> pd.DataFrame:
 
 def _display_controls(table: pd.DataFrame) -> pd.DataFrame:
     out = _cells(table)
-    out["control mean ± std (n)"] = [f"{r.control_mean:.2f} ± {_fmt(r.control_std, '.2f') or '–'} ({r.control_n})"
+    out["control mean ± std (n)"] = [_mean_std(r.control_mean, r.control_std, r.control_n, r.control_collapsed)
                                      for r in table.itertuples()]
     out["delta"] = [_fmt(v, "+.2f") for v in table["delta"]]
     out["95% CI of delta"] = [_interval(r.diff_low, r.diff_high) for r in table.itertuples()]
+    out["Holm CI of delta"] = [_interval(r.holm_low, r.holm_high) for r in table.itertuples()]
     out["p (Welch)"] = [_fmt(v, ".3g") for v in table["p"]]
     out["p (Holm)"] = [_fmt(v, ".3g") for v in table["p_holm"]]
     out["MDE (80%)"] = [_fmt(v, ".2f") for v in table["mde"]]
@@ -205,6 +249,7 @@ def _display_verdicts(table: pd.DataFrame) -> pd.DataFrame:
     out["paper delta"] = [_fmt(v, "+.2f") for v in table["paper_delta"]]
     out["our delta"] = [_fmt(v, "+.2f") for v in table["delta"]]
     out["95% CI"] = [_interval(r.diff_low, r.diff_high) for r in table.itertuples()]
+    out["Holm CI"] = [_interval(r.holm_low, r.holm_high) for r in table.itertuples()]
     out["p (Holm)"] = [_fmt(v, ".3g") for v in table["p_holm"]]
     out["MDE (80%)"] = [_fmt(v, ".2f") for v in table["mde"]]
     out["verdict"] = list(table["verdict"])

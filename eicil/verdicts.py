@@ -14,6 +14,7 @@ from eicil.paper import paper_acc
 
 ALPHA = 0.05  # the Holm-adjusted level a verdict calls significant
 UNTESTED = "not tested (n < 2 or no spread)"
+COLLAPSED_VERDICT = "not tested (collapsed)"  # n < 2 because runs collapsed (cells.collapsed)
 CLAIMS = ("gsgi", "gsi", "stdp-bw", "stdp-bw-gs")  # the paper's Table 1 claims: each beats gs
 SIGNS = {1: ">", 0: "=", -1: "<"}
 
@@ -43,7 +44,7 @@ def verdicts(table1: pd.DataFrame, controls: pd.DataFrame) -> pd.DataFrame:
     rows = [_paper_claim(r, keys) for _, r in claimed.iterrows()]
     rows += [_control_claim(r, keys) for _, r in controls.iterrows()]
     columns = keys + ["claim", "source", "paper", "paper_base", "paper_delta", "delta", "diff_low", "diff_high",
-                      "p_holm", "mde", "verdict"]
+                      "holm_low", "holm_high", "p_holm", "mde", "verdict"]
     # each model/dataset's paper claims, then its control claims
     return _sorted(pd.DataFrame(rows, columns=columns), ["model", "dataset"])
 
@@ -62,7 +63,7 @@ def _paper_claim(row: pd.Series, keys: list[str]) -> dict:
     return {**{c: row[c] for c in keys}, "claim": f"{row['method']} {SIGNS[sign]} gs",
             "source": "paper Table 1" if known else "paper (no Table 1 cell)",
             "paper": paper, "paper_base": paper_base, "paper_delta": paper_delta, "delta": row["delta_vs_gs"],
-            "diff_low": row["diff_low"], "diff_high": row["diff_high"], "p_holm": row["p_holm"], "mde": row["mde"],
+            **{c: row[c] for c in ("diff_low", "diff_high", "holm_low", "holm_high", "p_holm", "mde")},
             # sign 0 (the paper prints equal numbers): any significant difference contradicts it
             "verdict": _verdict(sign * row["delta_vs_gs"], row["p_holm"], row["mde"], "reproduced", "contradicted")}
 
@@ -71,5 +72,6 @@ def _control_claim(row: pd.Series, keys: list[str]) -> dict:
     paper, paper_base, paper_delta = _paper_delta(row["model"], row["dataset"], row["method"], row["control"])
     return {**{c: row[c] for c in keys}, "claim": f"STDP helps: {row['method']} > {row['control']}",
             "source": "controls", "paper": paper, "paper_base": paper_base, "paper_delta": paper_delta,
-            **{c: row[c] for c in ("delta", "diff_low", "diff_high", "p_holm", "mde")},
-            "verdict": _verdict(row["delta"], row["p_holm"], row["mde"], "reproduced", "contradicted")}
+            **{c: row[c] for c in ("delta", "diff_low", "diff_high", "holm_low", "holm_high", "p_holm", "mde")},
+            "verdict": (COLLAPSED_VERDICT if row["verdict"] == COLLAPSED_VERDICT else
+                        _verdict(row["delta"], row["p_holm"], row["mde"], "reproduced", "contradicted"))}

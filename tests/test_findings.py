@@ -179,3 +179,4 @@ def test_the_exercise_answers_hold_in_the_records(committed):
     assert default.loc["gsni", "chosen_minus_this"] > 5 and abs(default.loc["gs", "chosen_minus_this"]) < 1
     collapsed = findings.summary(committed, **digits, dose="soft, stdp_lr 0.1").loc["gsgi"]
     assert collapsed["test_acc"] == pytest.approx(49.0) and collapsed["last_epoch_acc"] < 40
+    assert collapsed["collapsed"] == 4 and collapsed["seeds"] == 5  # counted, and named in the legend

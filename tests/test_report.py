@@ -4,16 +4,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from eicil import records
 from eicil.cells import split_settings
-from eicil.figures import dose_figure, figure2, forest
+from eicil.figures import METHOD_STYLE, dose_figure, figure2, forest
 from eicil.report import build_report, load_curves, load_runs, run_time_line, scale_note
-from eicil.stats import holm, mde
+from eicil.stats import holm, holm_interval, mde
 from eicil.tables import SINGLE_SEED_NOTE, controls, table1, table2, write_tables
-from eicil.verdicts import UNTESTED, verdicts
+from eicil.verdicts import COLLAPSED_VERDICT, UNTESTED, verdicts
 from scipy import stats as sps
 
 EPOCHS = 5
@@ -246,7 +247,11 @@ def test_figure2_titles_panel_settings_and_hides_spare_axes(tmp_path):
     shown = [ax for ax in fig.axes if ax.get_visible()]
     assert len(fig.axes) == 6 and len(shown) == 4
     assert shown[3].get_title() == "csnn / cifar10 (width 0.5)"
-    assert [t.get_text() for t in shown[3].get_legend().get_texts()] == ["gs", "gsgi K=5"]
+    assert [t.get_text() for t in shown[3].get_legend().get_texts()] == ["gs (n=1)", "gsgi K=5 (n=1)"]
+    # one colour per method in every panel
+    colors = {(ax.get_title(), l.get_label()): l.get_color() for ax in shown for l in ax.get_lines()
+              if not l.get_label().startswith("_")}
+    assert {c for (_, label), c in colors.items() if label.startswith("gsgi")} == {METHOD_STYLE["gsgi"][0]}
     forest(table1(load_runs(tmp_path / "runs")), "delta_vs_gs", tmp_path, "forest")
     rows = pd.read_csv(tmp_path / "forest.csv")
     assert set(rows["label"]) == {"gsgi K=5 vs gs"} and "csnn / cifar10 (width 0.5)" in set(rows["title"])
@@ -433,7 +438,8 @@ def test_forest_plots_differences_with_interval_and_mde(runs, tmp_path):
 def test_forest_of_controls_names_each_baseline(control_root, tmp_path):
     forest(controls(load_runs(control_root)), "delta", tmp_path, "forest_controls")
     plotted = pd.read_csv(tmp_path / "forest_controls.csv")
-    assert "stdp-bw stdp_lr=1.0 vs shrink-bw" in set(plotted["label"])
+    # the setting places the row in its panel (and is a column of the csv), the label names the baseline
+    assert "stdp-bw vs shrink-bw" in set(plotted.loc[plotted["stdp_lr"] == 1.0, "label"])
     assert list(plotted["baseline"])[:3] == ["frozen-bw", "shrink-bw", "gs"]
 
 
@@ -478,3 +484,93 @@ def test_set_dose_is_a_setting_apart_from_the_measured_dose(tmp_path):
     runs = load_runs(tmp_path)
     assert sorted(runs["stdp_dose_set"]) == [0.1, 0.1, 1.0, 1.0]
     assert split_settings(runs) == ["stdp_dose_set"]
+
+
+def write_curve(root, method, seed, curve, k=5, extra=None, summary=None):
+    """A run whose test accuracy per epoch is `curve` (fractions); its summary's test_acc is the best."""
+    path = write_run(root, method, k, seed, max(curve), "complete", extra=extra, summary=summary)
+    schedule = SCHEDULES.get((method, k), [method] * len(curve))
+    records.write_metrics(path / "metrics.csv", [
+        {"epoch": e, "mechanism": m, "split": "test", "metric": "acc", "value": v}
+        for e, (m, v) in enumerate(zip(schedule, curve), 1)])
+    return path
+
+
+RISE = (0.5, 0.7, 0.8, 0.85, 0.9)
+
+
+@pytest.fixture
+def collapse_root(tmp_path):
+    """gs and gsi-shrink learn; gsi falls to chance after its STDP epoch in all three seeds, gsgi
+    in one of three (cifar10: chance 0.1)."""
+    for seed in range(3):
+        write_curve(tmp_path, "gs", seed, [a + 0.002 * seed for a in RISE])
+        write_curve(tmp_path, "gsi-shrink", seed, [a + 0.003 * seed for a in RISE])
+        write_curve(tmp_path, "gsi", seed, (0.5, 0.7, 0.8, 0.85, 0.11 + 0.01 * seed),
+                    summary={"stdp_dose": 1e20})
+        fell = (0.5, 0.7, 0.8, 0.85, 0.12)
+        write_curve(tmp_path, "gsgi", seed, fell if seed == 0 else [a + 0.01 + 0.002 * seed for a in RISE],
+                    summary={"stdp_dose": 0.5})
+    return tmp_path
+
+
+def test_a_run_that_falls_towards_chance_collapsed():
+    from eicil.cells import collapsed
+    assert collapsed(0.11, 0.85, 0.9, "cifar10")  # fell from 85% to chance, gs at 90%
+    assert not collapsed(0.52, 0.85, 0.9, "cifar10")  # above half-way between chance (10%) and gs
+    assert not collapsed(0.151, 0.16, 0.205, "cifar10")  # slow, never fell: not a collapse
+    assert not collapsed(0.12, 0.14, 0.15, "cifar10")  # a 2-point dip near chance is noise
+    assert not collapsed(math.nan, 0.9, 0.9, "cifar10")  # no epoch yet
+
+
+def test_collapsed_runs_are_counted_apart_and_kept_out_of_statistics(collapse_root, tmp_path):
+    runs = load_runs(collapse_root)
+    assert runs.groupby("method")["collapsed"].sum().to_dict() == {"gs": 0, "gsgi": 1, "gsi": 3, "gsi-shrink": 0}
+    t = table1(runs)
+    gsgi, gsi = cell(t, method="gsgi"), cell(t, method="gsi")
+    assert (gsgi["n"], gsgi["collapsed"]) == (2, 1) and "1 of 3 runs collapsed" in gsgi["note"]
+    assert gsgi["mean"] == pytest.approx(np.mean([91 + 0.2 * s for s in (1, 2)]))
+    assert (gsi["n"], gsi["collapsed"]) == (0, 3) and math.isnan(gsi["mean"]) and math.isnan(gsi["p_vs_gs"])
+    md = write_tables(t, tmp_path, "table1")[1].read_text()
+    assert "collapsed (3 of 3)" in md and "(2 + 1 collapsed)" in md
+    c = controls(runs)
+    shrink = cell(c, method="gsi", control="gsi-shrink")
+    assert shrink["verdict"] == COLLAPSED_VERDICT and shrink["control_n"] == 3 and shrink["collapsed"] == 3
+    claims = verdicts(t, c)
+    assert COLLAPSED_VERDICT in set(claims["verdict"])
+    fig2 = figure2(load_curves(collapse_root), tmp_path)
+    plotted = pd.read_csv(tmp_path / "figure2.csv")
+    assert set(plotted["method"]) == {"gs", "gsgi"} and plotted.loc[plotted["method"] == "gsgi", "n"].max() == 2
+    assert "4 collapsed runs left out" in fig2.get_suptitle()
+    assert dose_figure(runs, tmp_path) is not None
+    dose = pd.read_csv(tmp_path / "dose.csv")
+    assert cell(dose, method="gsi")["n"] == 0 and cell(dose, method="gsi")["collapsed"] == 3
+    assert cell(dose, method="gsgi")["n"] == 2 and cell(dose, method="gsgi")["collapsed"] == 1
+
+
+def test_holm_interval_excludes_zero_exactly_when_holm_detects():
+    rng = np.random.default_rng(0)
+    pairs = [(rng.normal(shift, 1, 5), rng.normal(0, 1, 5)) for shift in np.linspace(0, 3, 12)]
+    p = [sps.ttest_ind(a, b, equal_var=False).pvalue for a, b in pairs]
+    adjusted = holm(p)
+    for (a, b), raw, adj in zip(pairs, p, adjusted):
+        low, high = holm_interval(a, b, raw, adj)
+        assert (low > 0 or high < 0) == (adj < 0.05)
+        wide = sps.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+        assert low <= wide.low and high >= wide.high  # never narrower than the unadjusted 95% interval
+    assert any(a < 0.05 for a in adjusted) and not all(a < 0.05 for a in adjusted)
+
+
+def test_forest_panels_follow_the_settings_and_draw_holm_intervals(control_root, tmp_path):
+    fig = forest(controls(load_runs(control_root)), "delta", tmp_path, "forest_controls")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert titles == ["resnet18 / cifar10\nstdp_lr 0.01", "resnet18 / cifar10\nstdp_lr 1"]
+    plotted = pd.read_csv(tmp_path / "forest_controls.csv")
+    row = plotted[plotted["label"] == "stdp-bw-gs vs gs"].iloc[0]
+    assert row["holm_low"] < row["diff_low"] < row["delta"] < row["diff_high"] < row["holm_high"]
+
+
+def test_every_method_has_one_colour():
+    from eicil.cycle import METHODS
+    assert set(METHODS) <= set(METHOD_STYLE)
+    assert len({color for color, _ in METHOD_STYLE.values()}) == len(METHOD_STYLE)
