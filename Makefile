@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 OUT ?= runs/cpu
 JOBS ?= 2
 
-.PHONY: install run test bench data study dose dose-data shrink-cos clean
+.PHONY: install run test bench data study study-deep dose dose-data shrink-cos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ data: $(STAMP)
 study: $(STAMP)
 	$(VENV)/bin/eicil sweep configs/study.yaml --out runs/study --jobs $(JOBS)
 	$(VENV)/bin/eicil report runs/study --figures figures/study --k 3
+
+# The three paper architectures under the deep recipe, every STDP method beside its matched control at
+# two normalised doses (configs/study_deep.yaml; needs `make data`; ~50 h on 2 CPU cores: resumable).
+study-deep: $(STAMP)
+	$(VENV)/bin/eicil sweep configs/study_deep.yaml --out runs/study_deep --jobs $(JOBS)
+	$(VENV)/bin/eicil report runs/study_deep --figures figures/study_deep --k 2
 
 dose: $(STAMP)
 	$(VENV)/bin/eicil sweep configs/dose.yaml --out runs/dose --jobs $(JOBS)

@@ -16,7 +16,8 @@ import pandas as pd
 
 from eicil import cycle, records
 from eicil.cells import SET_DOSE, collapsed, split_settings
-from eicil.figures import FIGURE_EXTS, dose_figure, figure2, forest
+from eicil.dose_plot import dose_figure
+from eicil.figures import FIGURE_EXTS, figure2, forest
 from eicil.stats import summarize
 from eicil.tables import _matching, control, controls, table1, table2, write_tables
 from eicil.verdicts import verdicts

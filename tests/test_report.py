@@ -10,7 +10,8 @@ import pytest
 
 from eicil import records
 from eicil.cells import split_settings
-from eicil.figures import METHOD_STYLE, dose_figure, figure2, forest
+from eicil.dose_plot import dose_figure
+from eicil.figures import METHOD_STYLE, figure2, forest
 from eicil.report import build_report, load_curves, load_runs, run_time_line, scale_note
 from eicil.stats import holm, holm_interval, mde
 from eicil.tables import SINGLE_SEED_NOTE, controls, table1, table2, write_tables

@@ -48,7 +48,7 @@ def test_expand_merges_k_of_single_methods_and_names_extra_axes(tmp_path):
 
 
 # The committed sweeps and the number of runs their READMEs and headers state.
-SWEEPS = {"cpu.yaml": 85, "study.yaml": 158, "dose.yaml": 435, "dose_data.yaml": 18, "shrink_cos.yaml": 14}
+SWEEPS = {"cpu.yaml": 85, "study.yaml": 158, "dose.yaml": 435, "dose_data.yaml": 18, "shrink_cos.yaml": 14, "study_deep.yaml": 126}
 
 
 @pytest.mark.parametrize("name,count", SWEEPS.items())
