@@ -33,7 +33,7 @@ study: $(STAMP)
 	$(VENV)/bin/eicil report runs/study --figures figures/study --k 3
 
 # The three paper architectures under the deep recipe, every STDP method beside its matched control at
-# two normalised doses (configs/study_deep.yaml; needs `make data`; ~50 h on 2 CPU cores: resumable).
+# two normalised doses (configs/study_deep.yaml; needs `make data`; ~30-35 h on 2 CPU cores: resumable).
 study-deep: $(STAMP)
 	$(VENV)/bin/eicil sweep configs/study_deep.yaml --out runs/study_deep --jobs $(JOBS)
 	$(VENV)/bin/eicil report runs/study_deep --figures figures/study_deep --k 2
