@@ -45,7 +45,7 @@ def dose_figure(runs: pd.DataFrame, out_dir: Path | str, metric: str = "test_acc
     panels = _facets(cells, split + ["k"], keep=DOSE_LINE_SETTINGS)
     ncols = 2 if len(panels) == 4 else min(4, len(panels))
     fig = Figure(figsize=(3.9 * ncols + 2.6, 3.3 * math.ceil(len(panels) / ncols) + 0.6), layout="constrained")
-    for ax, (title, kept, panel) in zip(_panel_axes(fig, len(panels), ncols=ncols), panels):
+    for ax, (title, panel) in zip(_panel_axes(fig, len(panels), ncols=ncols), panels):
         for r in panel[panel["kind"] == "band"].itertuples():
             color, style = METHOD_STYLE[r.method]
             ax.axhline(r.mean, color=color, ls=style, lw=1.2)

@@ -47,18 +47,17 @@ def _marker(method: str) -> str:
     return "s" if "shrink" in method else "^" if "frozen" in method else "o"
 
 
-def _facets(frame: pd.DataFrame, split: list[str], keep: tuple[str, ...] = ()) -> list[tuple[str, list[str], pd.DataFrame]]:
+def _facets(frame: pd.DataFrame, split: list[str], keep: tuple[str, ...] = ()) -> list[tuple[str, pd.DataFrame]]:
     """The panels of a figure: a panel per (model, dataset) and per combination of the split settings
     that vary within it (except those in keep, which stay within a panel). A row blank in such a
     setting (its method ignores it, as gs ignores stdp_lr) joins every panel of its (model, dataset).
 
-    Returns (title, the kept settings that vary within the panel, its rows) per panel, in frame order."""
+    Returns (title, rows) per panel, in frame order."""
     out = []
     for (model, dataset), group in frame.groupby(["model", "dataset"], sort=False):
         faceted = [c for c in split if c not in keep and group[c].dropna().nunique() > 1]
-        kept = [c for c in split if c in keep and group[c].dropna().nunique() > 1]
-        shared = [_setting(c, group[c].dropna().iloc[0]) for c in split
-                  if c not in faceted and c not in kept and group[c].notna().any()]
+        shared = [_setting(c, group[c].dropna().iloc[0]) for c in split if c not in faceted
+                  and group[c].notna().any() and not (c in keep and group[c].dropna().nunique() > 1)]
         title = f"{model} / {dataset}" + (f" ({', '.join(shared)})" if shared else "")
         combos = group[faceted].dropna().drop_duplicates() if faceted else pd.DataFrame(index=[0])
         for _, combo in combos.iterrows():
@@ -66,7 +65,7 @@ def _facets(frame: pd.DataFrame, split: list[str], keep: tuple[str, ...] = ()) -
             for c in faceted:
                 rows = rows[rows[c].isna() | (rows[c] == combo[c])]
             where = ", ".join(_setting(c, combo[c]) for c in faceted)
-            out.append((title + (f"\n{where}" if where else ""), kept, rows))
+            out.append((title + (f"\n{where}" if where else ""), rows))
     return out
 
 
@@ -81,8 +80,6 @@ def _method_key(method: str) -> tuple:
     family = next((m for m, cs in cycle.CONTROLS.items() if method in cs and method not in ("gs", "gsni")), method)
     rank = ORDER["method"]
     return (method not in ("gs", "gsni"), rank.get(family, len(rank)), method != family, rank.get(method, len(rank)))
-
-
 
 
 def figure2(curves: pd.DataFrame, out_dir: Path | str, k: int = 5,
@@ -110,11 +107,9 @@ def figure2(curves: pd.DataFrame, out_dir: Path | str, k: int = 5,
     if plotted.empty:
         raise ValueError("figure2: the curves hold no test accuracy to plot")
     panels = _facets(plotted, split)
-    seeds = _pick_k(curves, k, split)
-    seeds = seeds.assign(acc=seeds["value"] * 100)
     ncols = min(3, len(panels))
     fig = Figure(figsize=(5.2 * ncols, 3.4 * math.ceil(len(panels) / ncols) + 0.5), layout="constrained")
-    for ax, (title, _, panel) in zip(_panel_axes(fig, len(panels)), panels):
+    for ax, (title, panel) in zip(_panel_axes(fig, len(panels)), panels):
         lines = panel.groupby(line_keys, dropna=False, sort=False)
         for _, line in sorted(lines, key=lambda kv: _method_key(kv[1]["method"].iloc[0])):
             first = line.iloc[0]
@@ -198,14 +193,14 @@ def forest(table: pd.DataFrame, base_col: str, out_dir: Path | str, name: str) -
     panels = _facets(plotted, split)
     ncols = min(3, len(panels))
     grid_rows = [panels[i:i + ncols] for i in range(0, len(panels), ncols)]
-    heights = [max(len(rows) for _, _, rows in row) * 0.26 + 0.9 for row in grid_rows]
+    heights = [max(len(rows) for _, rows in row) * 0.26 + 0.9 for row in grid_rows]
     width = 4.4 + 0.055 * plotted["label"].str.len().max()  # room for the row labels
     fig = Figure(figsize=(width * ncols, sum(heights) + 0.7), layout="constrained")
     axes = fig.subplots(len(grid_rows), ncols, squeeze=False, gridspec_kw={"height_ratios": heights}).flat
     axes = list(axes)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    for ax, (title, _, panel) in zip(axes, panels):
+    for ax, (title, panel) in zip(axes, panels):
         y = -np.arange(len(panel))  # the table's first row on top
         colors = [method_color(m) for m in panel["method"]]
         band = panel["mde"].notna().to_numpy()
