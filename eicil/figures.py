@@ -195,7 +195,8 @@ def forest(table: pd.DataFrame, base_col: str, out_dir: Path | str, name: str) -
     grid_rows = [panels[i:i + ncols] for i in range(0, len(panels), ncols)]
     heights = [max(len(rows) for _, rows in row) * 0.26 + 0.9 for row in grid_rows]
     width = 4.4 + 0.055 * plotted["label"].str.len().max()  # room for the row labels
-    fig = Figure(figsize=(width * ncols, sum(heights) + 0.7), layout="constrained")
+    # at least as wide as the title and the legend under the panels
+    fig = Figure(figsize=(max(7.5, width * ncols), sum(heights) + 0.7), layout="constrained")
     axes = fig.subplots(len(grid_rows), ncols, squeeze=False, gridspec_kw={"height_ratios": heights}).flat
     axes = list(axes)
     for ax in axes[len(panels):]:
