@@ -45,6 +45,13 @@ def collapsed(last_acc: float, best_acc: float, reference: float, dataset: str) 
     return last_acc < (chance + reference) / 2 and best_acc - last_acc >= COLLAPSE_DROP
 
 
+def collapsed_mask(runs: pd.DataFrame) -> pd.Series:
+    """True for the runs load_runs marked collapsed (none where the frame has no such column)."""
+    if "collapsed" not in runs:
+        return pd.Series(False, runs.index)
+    return runs["collapsed"].fillna(False).astype(bool)
+
+
 def split_settings(runs: pd.DataFrame) -> list[str]:
     """Settings that take more than one value among the runs: each becomes a key column of a table,
     so runs that differ in anything but the seed never share a cell."""

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
-from eicil.cells import SET_DOSE, _sorted, split_settings
+from eicil.cells import SET_DOSE, _sorted, collapsed_mask, split_settings
 from eicil.figures import METHOD_STYLE, _facets, _line_label, _marker, _method_key, _panel_axes, _save_figure
 from eicil.stats import summarize
 
@@ -115,7 +115,7 @@ def _dose_cells(runs: pd.DataFrame, keys: list[str], split: list[str], metric: s
     rows = []
     for cell, group in runs.groupby(keys, dropna=False, sort=False):
         info = dict(zip(keys, cell))
-        out = group["collapsed"].astype(bool) if "collapsed" in group else pd.Series(False, group.index)
+        out = collapsed_mask(group)
         kept = group[~out]
         acc = summarize(kept[metric] * 100)
         dose = _mean_dose(kept["stdp_dose"].dropna())

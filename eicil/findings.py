@@ -36,7 +36,6 @@ ORDER = {
     "model": ("csnn", "ei_net", "resnet18", "vgg11"),
     "method": tuple(cells.ORDER["method"]),  # the report's order: the paper's methods, then the controls
 }
-STYLE = METHOD_STYLE  # the report's colours: one per method in every figure
 
 
 def load(records: str | Path = "runs", studies: tuple[str, ...] = STUDIES) -> pd.DataFrame:
@@ -225,7 +224,7 @@ def curves_figure(data: pd.DataFrame, **picked) -> Figure:
     method = cell["method"]
     for line in table.index:  # the chosen line first; zorder draws it on top of its controls
         curve = curves[curves["line"] == line]
-        color, style = STYLE.get(line, ("black", "-"))
+        color, style = METHOD_STYLE.get(line, ("black", "-"))
         chosen = line == method
         ax.fill_between(curve["epoch"], curve["ci_low"].clip(lower=0), curve["ci_high"].clip(upper=100),
                         color=color, alpha=0.12, lw=0)
@@ -235,7 +234,7 @@ def curves_figure(data: pd.DataFrame, **picked) -> Figure:
         ax.plot(off["epoch"], off["mean"], "o", ms=6, mfc="white", color=color, zorder=4 if chosen else 3)
     own = curves[(curves["line"] == method) & (curves["mechanism"] != EXCITATORY)]
     for i, row in enumerate(own.itertuples()):
-        ax.axvspan(row.epoch - 0.5, row.epoch + 0.5, color=STYLE.get(method, ("0.3",))[0], alpha=0.08, lw=0,
+        ax.axvspan(row.epoch - 0.5, row.epoch + 0.5, color=METHOD_STYLE.get(method, ("0.3",))[0], alpha=0.08, lw=0,
                    label=f"epochs {method} trains by {row.mechanism}" if i == 0 else None)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     title = f"{cell['model']} on {cell['dataset']}: {method}" + (f" K={cell['k']}" if cell["k"] != NO_K else "")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from eicil import cycle, records
-from eicil.cells import SET_DOSE, collapsed, split_settings
+from eicil.cells import SET_DOSE, collapsed, collapsed_mask, split_settings
 from eicil.dose_plot import dose_figure
 from eicil.figures import FIGURE_EXTS, figure2, forest
 from eicil.stats import summarize
@@ -105,9 +105,9 @@ def load_curves(root: Path | str, keep_collapsed: bool = False) -> pd.DataFrame:
 
 def _curves(runs: pd.DataFrame, keep_collapsed: bool = False) -> pd.DataFrame:
     split = split_settings(runs)
-    left_out = 0 if keep_collapsed else int(runs["collapsed"].sum())
+    left_out = 0 if keep_collapsed else int(collapsed_mask(runs).sum())
     if not keep_collapsed:
-        runs = runs[~runs["collapsed"].astype(bool)]
+        runs = runs[~collapsed_mask(runs)]
     rows = [
         {"model": run["model"], "dataset": run["dataset"], "method": run["method"], "k": run["k"],
          **{c: run[c] for c in split}, "seed": run["seed"],

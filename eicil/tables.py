@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from eicil import cycle, records
-from eicil.cells import _pick_k, _sorted, split_settings
+from eicil.cells import _pick_k, _sorted, collapsed_mask, split_settings
 from eicil.cycle import METHODS
 from eicil.paper import paper_acc
 from eicil.stats import diff_ci, holm, holm_interval, mde, summarize, welch_p
@@ -72,7 +72,7 @@ def _compare(runs: pd.DataFrame, keys: list[str], metric: str, base: str = "gs",
 
 def _kept(runs: pd.DataFrame, metric: str) -> tuple[np.ndarray, int]:
     """The metric (percent) of the runs that did not collapse, and how many did."""
-    out = runs["collapsed"].fillna(False).astype(bool) if "collapsed" in runs else pd.Series(False, runs.index)
+    out = collapsed_mask(runs)
     return runs.loc[~out, metric].to_numpy(float) * 100, int(out.sum())
 
 
