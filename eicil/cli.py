@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                        allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     s.add_argument("config", help="sweep YAML, e.g. configs/cpu.yaml")
     s.add_argument("--out", default="runs", help="folder of the run directories")
+    s.add_argument("--profile", default=None, choices=list(PROFILES),
+                   help="run the config's grid under this profile instead of its own (e.g. a CPU grid at "
+                        "the paper's scale: --profile paper); default: the config's profile")
     s.add_argument("--jobs", type=int, default=1, help="runs at once (local executor); one GPU each where there are GPUs")
     s.add_argument("--executor", default="local", choices=["local", "ray"], help="local processes or a Ray cluster")
     s.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")

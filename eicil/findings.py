@@ -24,7 +24,7 @@ from .stats import summarize
 
 _enable_inline_figures()  # so a Figure left as a cell's value shows inline
 
-STUDIES = ("study", "dose", "dose_data")  # the committed sweeps, folders of runs/
+STUDIES = ("study", "dose", "dose_data", "study_deep")  # the committed sweeps, folders of runs/
 CHOICES = ("dataset", "model", "method", "k", "dose")  # each narrows the options of the ones after it
 NO_K = 0  # the K of a method without a cycle (0 is never a real K)
 NO_STDP = "no STDP"  # the dose of a method that takes no STDP step
@@ -68,7 +68,9 @@ def load(records: str | Path = "runs", studies: tuple[str, ...] = STUDIES) -> pd
 def _dose_name(run) -> str:
     if not uses_stdp(run.method):
         return NO_STDP
-    name = f"{run.weight_dep}, stdp_lr {run.stdp_lr:g}"
+    # a run told a normalised dose (stdp_dose RHO > 0) sets its step by it, not by stdp_lr
+    rho = getattr(run, cells.SET_DOSE, None)
+    name = f"{run.weight_dep}, " + (f"RHO {rho:g}" if pd.notna(rho) and rho > 0 else f"stdp_lr {run.stdp_lr:g}")
     # stdp_norm off is the released code's coupling: the raw sum of the update, not its mean
     return f"{name}, raw sum" if pd.notna(run.stdp_norm) and not bool(run.stdp_norm) else name
 
@@ -94,11 +96,13 @@ def _ordered(name: str, values) -> list:
 
 
 def _dose_key(dose: str) -> tuple:
-    # no STDP first, then by weight dependence, the normalised update before the raw sum, then stdp_lr
+    # no STDP first, then by weight dependence, the normalised update before the raw sum, RHO before
+    # stdp_lr, then the size
     if dose == NO_STDP:
         return (0,)
-    weight_dep, lr, *raw = dose.split(", ")
-    return (1, weight_dep, bool(raw), float(lr.removeprefix("stdp_lr ")))
+    weight_dep, size, *raw = dose.split(", ")
+    kind, value = size.split(" ")
+    return (1, weight_dep, bool(raw), kind, float(value))
 
 
 def _narrow(data: pd.DataFrame, picked: dict, strict: bool) -> Iterator[tuple[str, list, object]]:

@@ -7,6 +7,8 @@ A config holds a profile, fixed settings and one or more grids (each a dict of l
     grids:
       - {model: [csnn], method: [gs, gsgi], k: [5], seed: [0, 1, 2]}
 
+`--profile` runs a config's grid under another profile (a CPU grid at the paper's scale).
+
 Each run gets its own run directory (out/<run name>/) holding the executed notebook. Complete
 runs are skipped, so re-submitting a sweep finishes what is missing; a failed run is recorded in
 out/sweep.csv and the others go on.
@@ -91,11 +93,16 @@ def gpu_count() -> int:
 
 def run_sweep(config: str | Path, out: str | Path, jobs: int = 1, executor: str = "local",
               address: str | None = None, retries: int = 1, progress: bool = True,
-              cpus_per_run: float = 1.0, gpus_per_run: float | None = None) -> list[dict]:
-    """Run every missing job of a sweep; returns one result dict per job (skipped ones included)."""
+              cpus_per_run: float = 1.0, gpus_per_run: float | None = None,
+              profile: str | None = None) -> list[dict]:
+    """Run every missing job of a sweep; returns one result dict per job (skipped ones included).
+    `profile` replaces the config's own profile (None keeps it)."""
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
-    all_jobs = expand(load_config(config), out, source=str(config))
+    cfg = load_config(config)
+    if profile is not None:
+        cfg["profile"] = profile
+    all_jobs = expand(cfg, out, source=str(config))
     todo = [j for j in all_jobs if not is_complete(j)]
     done = [{"name": j.name, "status": "complete", "test_acc": records.read_json(j.run_dir / "summary.json")["test_acc"],
              "seconds": 0.0, "error": "skipped: already complete"} for j in all_jobs if j not in todo]
@@ -149,7 +156,8 @@ def _write_status(out: Path, results: list[dict]) -> None:
 def main(args) -> int:
     results = run_sweep(args.config, args.out, jobs=args.jobs, executor=args.executor,
                         address=args.address, retries=args.retries, progress=not args.quiet,
-                        cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run)
+                        cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
+                        profile=args.profile)
     bad = [r for r in results if r["status"] != "complete"]
     ran = sum(1 for r in results if not r["error"].startswith("skipped"))
     print(f"sweep: {len(results)} runs ({ran} run now, {len(results) - ran} already complete), "

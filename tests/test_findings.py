@@ -18,12 +18,12 @@ INH = {"gs": "gs", "gsgi": "stdp-bw-gs", "gsgi-shrink": "shrink-bw-gs", "gsni": 
 
 
 def write_run(root: Path, method: str, k: int, seed: int, accs: list[float], stdp_lr: float = 1.0,
-              dose: float | None = None) -> None:
-    name = f"{method}-k{k}-lr{stdp_lr}-s{seed}"
+              dose: float | None = None, rho: float = 0.0) -> None:
+    name = f"{method}-k{k}-lr{stdp_lr}-rho{rho}-s{seed}"
     schedule = [m.format(inh=INH[method]) for m in K2] if k == 2 else ["gs"] * len(accs)
     config = {"model": "csnn", "dataset": "digits", "method": method, "k": k, "seed": seed,
               "epochs": len(accs), "stdp_lr": stdp_lr, "weight_dep": "clamp", "stdp_norm": True,
-              "width": 0.5, "train_subset": 0, "timesteps": 4, "handoff": "last"}
+              "stdp_dose": rho, "width": 0.5, "train_subset": 0, "timesteps": 4, "handoff": "last"}
     records.write_json(root / name / "config.json", {"config": config})
     records.write_metrics(root / name / "metrics.csv", [row for epoch, (mech, acc) in enumerate(zip(schedule, accs), 1)
                                                        for row in (
@@ -74,6 +74,19 @@ def test_matched_picks_the_controls_of_the_same_study_k_and_dose(data):
     assert set(runs.loc[runs["line"] == "gsni", "k"]) == {2}
     assert runs.set_index("line")["role"].to_dict() == {"gsgi": "chosen", "gs": "control", "gsgi-shrink": "control",
                                                         "gsni": "control"}
+
+
+def test_a_normalised_dose_names_the_cell_by_rho_and_matches_its_control(tmp_path):
+    for method in ("gs", "gsgi", "gsgi-shrink"):
+        write_run(tmp_path / "deep", method, 2, 0, [0.5, 0.5, 0.6, 0.7], dose=2.0, rho=2.0)
+    write_run(tmp_path / "deep", "gsgi-shrink", 2, 0, [0.1] * 4, dose=0.2, rho=0.2)  # the other RHO: not its control
+    write_run(tmp_path / "deep", "gsgi", 2, 0, [0.5] * 4, dose=0.15)  # told stdp_lr 1, not a RHO
+    data = findings.load(tmp_path, studies=("deep",))
+    assert findings.choices(data, method="gsgi")["dose"] == ["clamp, RHO 2", "clamp, stdp_lr 1"]
+    assert set(data.loc[data["method"] == "gs", "dose"]) == {findings.NO_STDP}  # gs takes no STDP step
+    runs = findings.matched(data, method="gsgi", k=2, dose="clamp, RHO 2").drop_duplicates("path")
+    assert runs.groupby("line", sort=False).size().to_dict() == {"gsgi": 1, "gs": 1, "gsgi-shrink": 1}
+    assert set(runs.loc[runs["line"] == "gsgi-shrink", "stdp_dose"]) == {2.0}
 
 
 def test_mean_curves_average_over_seeds(data):

@@ -6,6 +6,8 @@ import pytest
 import yaml
 
 from eicil.cli import main
+from eicil.config import config_from
+from eicil.cycle import relevant
 from eicil.records import read_json
 from eicil.sweep import expand, load_config, run_sweep
 
@@ -55,6 +57,23 @@ SWEEPS = {"cpu.yaml": 85, "study.yaml": 158, "dose.yaml": 435, "dose_data.yaml":
 def test_committed_sweeps_expand_to_their_stated_size(name, count, tmp_path):
     path = Path(__file__).parent.parent / "configs" / name
     assert len(expand(load_config(path), tmp_path)) == count
+
+
+def test_profile_flag_runs_a_grid_under_another_profile(tmp_path, monkeypatch, capsys):
+    import eicil.sweep
+    ran = []
+    monkeypatch.setattr(eicil.sweep, "_run_local", lambda todo, jobs, progress: ran.extend(todo) or [])
+    deep = Path(__file__).parent.parent / "configs" / "study_deep.yaml"
+    assert main(["sweep", str(deep), "--out", str(tmp_path), "--profile", "paper", "--quiet"]) == 0
+    assert len(ran) == 126 and {j.params["profile"] for j in ran} == {"paper"}
+    paper = [config_from(**{k: v for k, v in j.params.items() if k != "out"}) for j in ran]
+    assert {(c.width, c.epochs, c.timesteps) for c in paper} == {(1.0, 350, 4)}
+    assert {c.k for c in paper if relevant(c.method, "k")} == {2}
+    assert {c.stdp_dose for c in paper} == {0.0, 0.2, 2.0}
+    with pytest.raises(SystemExit):
+        main(["sweep", str(deep), "--out", str(tmp_path), "--profile", "gpu"])
+    err = capsys.readouterr().err.strip()
+    assert "invalid choice" in err and len(err.splitlines()) == 1, err
 
 
 def test_local_sweep_runs_skips_and_records_failures(tmp_path):
