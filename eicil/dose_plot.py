@@ -14,7 +14,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
 from eicil.cells import SET_DOSE, _sorted, collapsed_mask, split_settings
-from eicil.figures import METHOD_STYLE, _facets, _line_label, _marker, _method_key, _panel_axes, _save_figure
+from eicil.figures import (METHOD_STYLE, _facets, _line_label, _marker, _method_key, _panel_axes, _save_figure,
+                           _suptitle)
 from eicil.stats import summarize
 
 DOSE_MAX = 1e3  # doses beyond this are drawn on the dose plot's edge
@@ -76,8 +77,9 @@ def dose_figure(runs: pd.DataFrame, out_dir: Path | str, metric: str = "test_acc
         ax.set_xlabel("STDP step / Adam step", fontsize="small")
         ax.set_ylabel(f"{metric.replace('_', ' ')} (%)", fontsize="small")
     fig.legend(handles=_dose_key(cells), fontsize="x-small", loc="outside right upper", frameon=False)
-    fig.suptitle(f"mean over seeds, bars: 95% CI; x: STDP's step over Adam's, mean over STDP epochs (log; "
-                 f">{DOSE_MAX:g} on the grey line)", fontsize="small")
+    # wrapped clear of the legend column at the right
+    _suptitle(fig, f"mean over seeds, bars: 95% CI; x: STDP's step over Adam's, mean over STDP epochs (log; "
+                   f">{DOSE_MAX:g} on the grey line)", width=fig.get_figwidth() - 2.6)
     _save_figure(fig, cells, Path(out_dir), "dose")
     return fig
 

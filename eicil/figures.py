@@ -7,6 +7,7 @@ Accuracies are percent (differences: percentage points) in every figure.
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -125,10 +126,18 @@ def figure2(curves: pd.DataFrame, out_dir: Path | str, k: int = 5,
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     left_out = curves.attrs.get("collapsed", 0)
-    fig.suptitle("test accuracy, mean over seeds; band: 95% CI; hollow markers: inhibitory (non-gs) epochs"
-                 + (f"; {left_out} collapsed runs left out" if left_out else ""), fontsize="small")
+    _suptitle(fig, "test accuracy, mean over seeds; band: 95% CI; hollow markers: inhibitory (non-gs) epochs"
+              + (f"; {left_out} collapsed runs left out" if left_out else ""))
     _save_figure(fig, plotted[columns], out_dir, "figure2")
     return fig
+
+
+def _suptitle(fig: Figure, text: str, width: float | None = None) -> None:
+    """A small-type title wrapped to `width` inches (default: the figure's), so a one-panel figure
+    never clips it; a narrower width starts it at the left edge, clear of a legend at the right."""
+    chars = int(17 * (width or fig.get_figwidth()))  # about 17 characters per inch at "small" size
+    where = dict(x=0.01, ha="left") if width else {}
+    fig.suptitle(textwrap.fill(text, chars), fontsize="small", **where)
 
 
 def _save_figure(fig: Figure, plotted: pd.DataFrame, out_dir: Path, name: str) -> None:
@@ -219,8 +228,7 @@ def forest(table: pd.DataFrame, base_col: str, out_dir: Path | str, name: str) -
            Line2D([], [], color="0.3", lw=0.8, label="interval at Holm's level"),
            Line2D([], [], color="0.3", marker="o", ls="", label="difference of means")]
     fig.legend(handles=key, fontsize="x-small", loc="outside lower center", ncols=4, frameon=False)
-    fig.suptitle(f"{name}: each row minus its baseline; colour: the row's method; no bar: n < 2 or no spread",
-                 fontsize="small")
+    _suptitle(fig, f"{name}: each row minus its baseline; colour: the row's method; no bar: n < 2 or no spread")
     _save_figure(fig, plotted, Path(out_dir), name)
     return fig
 

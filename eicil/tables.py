@@ -78,7 +78,7 @@ def _kept(runs: pd.DataFrame, metric: str) -> tuple[np.ndarray, int]:
 
 def _note(n: int, collapsed: int, base_n: int) -> str:
     notes = [f"{collapsed} of {n + collapsed} runs collapsed"] if collapsed else []
-    if min(n, base_n or 1) == 1:
+    if 1 in (n, base_n):  # base_n 0: no baseline left (none ran, or all collapsed), not one seed
         notes.append(SINGLE_SEED_NOTE)
     return "; ".join(notes)
 

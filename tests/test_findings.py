@@ -193,3 +193,6 @@ def test_the_exercise_answers_hold_in_the_records(committed):
     collapsed = findings.summary(committed, **digits, dose="soft, stdp_lr 0.1").loc["gsgi"]
     assert collapsed["test_acc"] == pytest.approx(49.0) and collapsed["last_epoch_acc"] < 40
     assert collapsed["collapsed"] == 4 and collapsed["seeds"] == 5  # counted, and named in the legend
+    deep = findings.summary(committed, dataset="cifar10", model="vgg11", method="gsgi", k=2, dose="clamp, RHO 2")
+    assert deep.loc["gs", "chosen_minus_this"] < -3 and abs(deep.loc["gsni", "chosen_minus_this"]) < 1.5
+    assert deep.loc["gsgi-shrink", "collapsed"] == deep.loc["gsgi-shrink", "seeds"] >= 2  # every run at chance

@@ -539,6 +539,9 @@ def test_collapsed_runs_are_counted_apart_and_kept_out_of_statistics(collapse_ro
     assert shrink["verdict"] == COLLAPSED_VERDICT and shrink["control_n"] == 3 and shrink["collapsed"] == 3
     claims = verdicts(t, c)
     assert COLLAPSED_VERDICT in set(claims["verdict"])
+    from eicil.tables import SINGLE_SEED_NOTE, _note
+    assert _note(3, 0, 0) == ""  # a control whose runs all collapsed is no single seed
+    assert SINGLE_SEED_NOTE in _note(1, 0, 3) and SINGLE_SEED_NOTE in _note(3, 0, 1)
     fig2 = figure2(load_curves(collapse_root), tmp_path)
     plotted = pd.read_csv(tmp_path / "figure2.csv")
     assert set(plotted["method"]) == {"gs", "gsgi"} and plotted.loc[plotted["method"] == "gsgi", "n"].max() == 2
