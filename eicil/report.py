@@ -105,9 +105,9 @@ def load_curves(root: Path | str, keep_collapsed: bool = False) -> pd.DataFrame:
 
 def _curves(runs: pd.DataFrame, keep_collapsed: bool = False) -> pd.DataFrame:
     split = split_settings(runs)
-    left_out = 0 if keep_collapsed else int(collapsed_mask(runs).sum())
-    if not keep_collapsed:
-        runs = runs[~collapsed_mask(runs)]
+    out = pd.Series(False, runs.index) if keep_collapsed else collapsed_mask(runs)
+    left_out = int(out.sum())
+    runs = runs[~out]
     rows = [
         {"model": run["model"], "dataset": run["dataset"], "method": run["method"], "k": run["k"],
          **{c: run[c] for c in split}, "seed": run["seed"],
