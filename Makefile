@@ -33,7 +33,7 @@ study: $(STAMP)
 	$(VENV)/bin/eicil report runs/study --figures figures/study --k 3
 
 # The three paper architectures under the deep recipe, every STDP method beside its matched control at
-# two normalised doses (configs/study_deep.yaml; needs `make data`; ~30-35 h on 2 CPU cores: resumable).
+# two normalised doses (configs/study_deep.yaml; needs `make data`; ~30 h on 2 CPU cores: resumable).
 study-deep: $(STAMP)
 	$(VENV)/bin/eicil sweep configs/study_deep.yaml --out runs/study_deep --jobs $(JOBS)
 	$(VENV)/bin/eicil report runs/study_deep --figures figures/study_deep --k 2
@@ -56,10 +56,11 @@ test: $(STAMP)
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider --durations=8
 
 # STDP speed, epoch-time and memory ratios, and what torch.compile buys the deep recipe; the printed
-# reports are kept in figures/bench_stdp_cpu.txt and figures/bench_compile_cpu.txt
+# reports are kept in figures/bench_stdp_cpu.txt and figures/bench_compile_cpu{,_bf16}.txt
 bench: $(STAMP)
 	$(PY) benchmarks/bench_stdp.py | tee figures/bench_stdp_cpu.txt
 	$(PY) benchmarks/bench_compile.py | tee figures/bench_compile_cpu.txt
+	$(PY) benchmarks/bench_compile.py --amp | tee figures/bench_compile_cpu_bf16.txt
 
 # runs/ is git-ignored, yet its committed records (force-added) are tracked: git clean -X removes
 # only untracked ignored files (checkpoints, new runs), so a tracked record is never deleted.

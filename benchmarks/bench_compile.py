@@ -11,7 +11,7 @@ eager-epoch, K compiled gs epochs, one gsgi cycle, each epoch timed. Reported, m
   stdp-bw-gs / gs: the cycle's STDP epoch over a compiled gs epoch (goal: <= 1.2x)
   gsgi / gs: the whole cycle over K compiled gs epochs
 
-    python benchmarks/bench_compile.py [--models resnet18 vgg11 ei_net] [--batches 3] [--repeats 2]
+    python benchmarks/bench_compile.py [--models resnet18 vgg11 ei_net] [--batches 10] [--repeats 2] [--amp]
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def bench_model(name: str, args, device) -> dict:
     deep = {**PROFILES["deep"], **PROFILE_MODELS["deep"][name]}
     eager, compiled, cyc = make_setups(name, "fake", batch_size=deep["batch_size"], batches=args.batches,
                                        width=deep["width"], timesteps=deep["timesteps"], device=device,
-                                       copies=3, profile="deep", compile=["off", "on", "on"])
+                                       copies=3, profile="deep", compile=["off", "on", "on"], amp=args.amp)
     plan = cycle.schedule("gsgi", args.k, args.k)
     t0 = time.perf_counter()
     eager.epoch("gs"), compiled.epoch("gs")
@@ -59,9 +59,12 @@ def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=list(PROFILE_MODELS["deep"]),
                    choices=list(PROFILE_MODELS["deep"]), help="models (default: resnet18 vgg11 ei_net)")
-    p.add_argument("--batches", type=int, default=3, help="batches of 128 per timed epoch (default: 3)")
+    p.add_argument("--batches", type=int, default=10, help="batches of 128 per timed epoch (default: 10; "
+                   "fewer inflate stdp-bw-gs/gs: an STDP epoch's first batches cost more)")
     p.add_argument("--repeats", type=int, default=2, help="timed rounds after the warm-up (default: 2)")
     p.add_argument("--k", type=int, default=3, help="gsgi's cycle ratio K (default: 3, the studies' K)")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast in every run, as `eicil train --amp` "
+                   "(default: off, fp32)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: 0 = torch's "
                    "default, as `eicil train` runs)")
@@ -76,7 +79,7 @@ def main(argv=None) -> None:
     device = pick_device(args.device)
     threads = set_threads(args.threads, device)
     print(f"device {device}, {threads} torch threads, torch {torch.__version__}; deep profile, fake 3x32x32, "
-          f"{args.batches} batches/epoch, {args.repeats} rounds, gsgi K={args.k}")
+          f"{args.batches} batches/epoch, {args.repeats} rounds, gsgi K={args.k}, {'bf16 autocast' if args.amp else 'fp32'}")
     rows = [bench_model(name, args, device) for name in args.models]
     print(table([[r["model"], r["width"], f"{r['img_s_eager']:.0f}", f"{r['img_s_compiled']:.0f}",
                   f"{r['compile_speedup']:.2f}x", f"{r['stdp_over_gs']:.2f}x", f"{r['gsgi_over_gs']:.2f}x",

@@ -49,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     t = sub.add_parser("train", help="train one run and write its run directory", allow_abbrev=False)
     t.add_argument("--profile", default="cpu", choices=list(PROFILES),
-                   help="defaults of a fast check (smoke), an offline CPU study (cpu) or the paper's setup "
-                        "(paper); options given explicitly win (default: cpu)")
+                   help="defaults of a fast check (smoke), an offline CPU study (cpu), the CPU recipe for "
+                        "the paper's convnets on CIFAR-10 (deep) or the paper's setup (paper); options given "
+                        "explicitly win (default: cpu)")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and schedule, train nothing")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_args(t)

@@ -61,7 +61,7 @@ def test_dry_run_prints_schedule(tmp_path, capsys):
 
 
 def test_deep_profile_resolves_per_model(tmp_path, capsys):
-    for model, width, epochs in (("vgg11", 0.25, 4), ("resnet18", 0.125, 4), ("ei_net", 0.125, 8)):
+    for model, width, epochs in (("vgg11", 0.25, 4), ("resnet18", 0.125, 4), ("ei_net", 0.25, 4)):
         assert main(["train", "--profile", "deep", "--model", model, "--dry-run"]) == 0
         cfg = json.loads(capsys.readouterr().out)["config"]
         assert (cfg["width"], cfg["epochs"], cfg["dataset"], cfg["optimizer"], cfg["timesteps"]) == (
