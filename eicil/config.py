@@ -82,7 +82,7 @@ LR_SCHEDULES = ("cosine", "linear")
 COMPILE = ("auto", "on", "off")
 
 PROFILE_MODELS = {
-    # epochs sized to 11-18 minutes each on the 2-core machine that measured them, quiet
+    # epochs sized to 11-16 minutes each on the 2-core machine that measured them, quiet
     # (docs/decisions.md, The deep recipe): vgg11 62.6%, resnet18 49.2%, ei_net 45.0%
     "deep": {"resnet18": dict(width=0.125, epochs=4), "vgg11": dict(width=0.25, epochs=4),
              "ei_net": dict(width=0.25, epochs=4)},
