@@ -24,16 +24,16 @@ DOSE_LINE_SETTINGS = ("stdp_lr", SET_DOSE, "stdp_norm")
 
 
 def dose_figure(runs: pd.DataFrame, out_dir: Path | str, metric: str = "test_acc") -> Figure | None:
-    """Accuracy against STDP's dose (its step over Adam's, log scale) as small multiples: a panel per
+    """Accuracy against STDP's dose (its step over the optimiser's, log scale) as small multiples: a panel per
     (model, dataset) and per combination of the settings that vary within it except the dose knob
     (stdp_lr, stdp_dose_set) and stdp_norm (e.g. a panel per K and weight dependence). In a panel,
     a marker per cell of runs that differ only in the seed, at the mean of both with 95% CIs over
     seeds; each STDP method (filled) in its colour, its shrinkage and frozen controls (hollow) in its
     colour family; gs and gsni, which take no STDP step, as bands (mean, 95% CI).
 
-    Collapsed runs (cells.collapsed) are kept out of every mean and marked with a cross at the
-    panel's foot, at their cell's dose (a dose that overflowed, weights blown up, on the plot's
-    edge). Writes dose.{png,svg,csv}; returns None and writes nothing when no run has a dose."""
+    Collapsed runs (cells.collapsed) are kept out of every mean and marked with a cross in a strip
+    at the panel's foot, below a grey line and every mean, at their cell's dose (a dose that
+    overflowed, weights blown up, on the plot's edge). Writes dose.{png,svg,csv}; returns None and writes nothing when no run has a dose."""
     split = split_settings(runs)
     keys = ["model", "dataset", *split, "method", "k"]
     dosed = runs[runs["stdp_dose"].notna()]
@@ -74,11 +74,15 @@ def dose_figure(runs: pd.DataFrame, out_dir: Path | str, metric: str = "test_acc
             ax.set_xlim(10 ** math.floor(math.log10(doses.min()) - 0.05), 10 ** math.ceil(math.log10(doses.max()) + 0.05))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(title, fontsize="medium")
-        ax.set_xlabel("STDP step / Adam step", fontsize="small")
+        ax.set_xlabel("STDP step / optimiser step", fontsize="small")
         ax.set_ylabel(f"{metric.replace('_', ' ')} (%)", fontsize="small")
+        if (panel["collapsed"] > 0).any():  # the crosses get a strip of their own, clear of every line
+            low, high = ax.get_ylim()
+            ax.set_ylim(low - 0.1 * (high - low), high)
+            ax.axhline(low, color="0.75", lw=0.6)
     fig.legend(handles=_dose_key(cells), fontsize="x-small", loc="outside right upper", frameon=False)
     # wrapped clear of the legend column at the right
-    _suptitle(fig, f"mean over seeds, bars: 95% CI; x: STDP's step over Adam's, mean over STDP epochs (log; "
+    _suptitle(fig, f"mean over seeds, bars: 95% CI; x: STDP's step over the optimiser's, mean over STDP epochs (log; "
                    f">{DOSE_MAX:g} on the grey line)", width=fig.get_figwidth() - 2.6)
     _save_figure(fig, cells, Path(out_dir), "dose")
     return fig

@@ -546,8 +546,10 @@ def test_collapsed_runs_are_counted_apart_and_kept_out_of_statistics(collapse_ro
     plotted = pd.read_csv(tmp_path / "figure2.csv")
     assert set(plotted["method"]) == {"gs", "gsgi"} and plotted.loc[plotted["method"] == "gsgi", "n"].max() == 2
     assert "4 collapsed runs left out" in fig2.get_suptitle()
-    assert dose_figure(runs, tmp_path) is not None
+    fig = dose_figure(runs, tmp_path)
     dose = pd.read_csv(tmp_path / "dose.csv")
+    low, high = fig.axes[0].get_ylim()  # the crosses' strip (the bottom tenth) is clear of every mean and CI
+    assert dose[["mean", "ci_low"]].min().min() >= low + 0.09 * (high - low)
     assert cell(dose, method="gsi")["n"] == 0 and cell(dose, method="gsi")["collapsed"] == 3
     assert cell(dose, method="gsgi")["n"] == 2 and cell(dose, method="gsgi")["collapsed"] == 1
 
