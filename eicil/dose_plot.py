@@ -78,7 +78,10 @@ def dose_figure(runs: pd.DataFrame, out_dir: Path | str, metric: str = "test_acc
         ax.set_ylabel(f"{metric.replace('_', ' ')} (%)", fontsize="small")
         if (panel["collapsed"] > 0).any():  # the crosses get a strip of their own, clear of every line
             low, high = ax.get_ylim()
+            low = max(low, 0.0)
+            ticks = [t for t in ax.get_yticks() if low <= t <= high]  # none in the strip: no accuracy lives there
             ax.set_ylim(low - 0.1 * (high - low), high)
+            ax.set_yticks(ticks)
             ax.axhline(low, color="0.75", lw=0.6)
     fig.legend(handles=_dose_key(cells), fontsize="x-small", loc="outside right upper", frameon=False)
     # wrapped clear of the legend column at the right
