@@ -196,3 +196,6 @@ def test_the_exercise_answers_hold_in_the_records(committed):
     deep = findings.summary(committed, dataset="cifar10", model="vgg11", method="gsgi", k=2, dose="clamp, RHO 2")
     assert deep.loc["gs", "chosen_minus_this"] < -3 and abs(deep.loc["gsni", "chosen_minus_this"]) < 1.5
     assert deep.loc["gsgi-shrink", "collapsed"] == deep.loc["gsgi-shrink", "seeds"] >= 2  # every run at chance
+    resnet = findings.summary(committed, dataset="cifar10", model="resnet18", method="gsgi", k=2, dose="clamp, RHO 2")
+    assert resnet.loc["gs", "chosen_minus_this"] < -3 and resnet.loc["gsni", "chosen_minus_this"] > -1
+    assert resnet.loc["gsgi-shrink", "collapsed"] == resnet.loc["gsgi-shrink", "seeds"] >= 2
