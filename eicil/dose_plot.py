@@ -24,16 +24,17 @@ DOSE_LINE_SETTINGS = ("stdp_lr", SET_DOSE, "stdp_norm")
 
 
 def dose_figure(runs: pd.DataFrame, out_dir: Path | str, metric: str = "test_acc") -> Figure | None:
-    """Accuracy against STDP's dose (its step over the optimiser's, log scale) as small multiples: a panel per
-    (model, dataset) and per combination of the settings that vary within it except the dose knob
-    (stdp_lr, stdp_dose_set) and stdp_norm (e.g. a panel per K and weight dependence). In a panel,
+    """Accuracy against STDP's dose (its step over the optimiser's, log scale) as small multiples: a
+    panel per (model, dataset) and per combination of the settings that vary within it except the dose
+    knob (stdp_lr, stdp_dose_set) and stdp_norm (e.g. a panel per K and weight dependence). In a panel,
     a marker per cell of runs that differ only in the seed, at the mean of both with 95% CIs over
     seeds; each STDP method (filled) in its colour, its shrinkage and frozen controls (hollow) in its
     colour family; gs and gsni, which take no STDP step, as bands (mean, 95% CI).
 
     Collapsed runs (cells.collapsed) are kept out of every mean and marked with a cross in a strip
     at the panel's foot, below a grey line and every mean, at their cell's dose (a dose that
-    overflowed, weights blown up, on the plot's edge). Writes dose.{png,svg,csv}; returns None and writes nothing when no run has a dose."""
+    overflowed, weights blown up, on the plot's edge). Writes dose.{png,svg,csv}; returns None and
+    writes nothing when no run has a dose."""
     split = split_settings(runs)
     keys = ["model", "dataset", *split, "method", "k"]
     dosed = runs[runs["stdp_dose"].notna()]

@@ -337,8 +337,9 @@ def dose_rows(rows: list[dict]) -> dict[int, dict[str, dict[str, float]]]:
 def dose(rows: list[dict]) -> tuple[float | None, float | None]:
     """(stdp_dose, stdp_rel_step) of a run from its metrics rows: over the epochs that took STDP (or
     shrinkage) steps, the mean of sum(STDP step norms) / sum(optimiser (Adam or SGD) step norms on the
-    same synapses), and of sum(STDP step norms) / sum(weight norms). The optimiser's step comes from the same epoch, or,
-    where the mechanism freezes those synapses, from the latest earlier epoch in which it moved them."""
+    same synapses), and of sum(STDP step norms) / sum(weight norms). The optimiser's step comes from
+    the same epoch, or, where the mechanism freezes those synapses, from the latest earlier epoch in
+    which it moved them."""
     by_epoch = dose_rows(rows)
     doses, rels, last_adam = [], [], {}
     for epoch in sorted(by_epoch):
