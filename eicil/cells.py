@@ -29,11 +29,13 @@ SETTINGS = [SET_DOSE if name == "stdp_dose" else name for name in TYPES
 
 # A run collapsed when it fell (its last epoch at least COLLAPSE_DROP below its best) to below
 # half-way between chance and gs's accuracy (gs of the same model, data and scale; the run's own best
-# epoch where no gs was run): its weights ran away, so its accuracy (at the last epoch, or at the
-# best-validation epoch, often one before any STDP) says nothing about its method at that setting.
-# Collapsed runs are counted apart and kept out of every mean, interval and test.
+# epoch where no gs was run), or never left chance (no epoch AT_CHANCE above it): its weights ran
+# away or were driven to zero, so its accuracy (at the last epoch, or at the best-validation epoch,
+# often one before any STDP) says nothing about its method at that setting. Collapsed runs are
+# counted apart and kept out of every mean, interval and test.
 CHANCE = {"digits": 0.1, "mnist": 0.1, "cifar10": 0.1, "cifar100": 0.01}  # 1 / classes; fake: 0
 COLLAPSE_DROP = 0.05  # a smaller fall (a fraction) is seed noise, not a collapse
+AT_CHANCE = 0.02  # a run whose best epoch is less than this (a fraction) above chance never learned
 
 
 def collapsed(last_acc: float, best_acc: float, reference: float, dataset: str) -> bool:
@@ -42,6 +44,8 @@ def collapsed(last_acc: float, best_acc: float, reference: float, dataset: str) 
     if math.isnan(last_acc) or math.isnan(reference):
         return False
     chance = CHANCE.get(dataset, 0.0)
+    if chance and best_acc < chance + AT_CHANCE:  # never left chance (a dataset of known chance only)
+        return True
     return last_acc < (chance + reference) / 2 and best_acc - last_acc >= COLLAPSE_DROP
 
 

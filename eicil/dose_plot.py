@@ -53,7 +53,10 @@ def dose_figure(runs: pd.DataFrame, out_dir: Path | str, metric: str = "test_acc
             ax.axhline(r.mean, color=color, ls=style, lw=1.2)
             if r.n > 1:
                 ax.axhspan(r.ci_low, r.ci_high, color=color, alpha=0.12, lw=0)
-        for _, line in panel[panel["kind"] == "point"].groupby(knob, dropna=False, sort=False):
+        points = panel[panel["kind"] == "point"]
+        rows = points.groupby(knob, dropna=False, sort=False)["collapsed"].sum().gt(0).sum()
+        row = 0  # each line's crosses get a row of the strip, so two lines collapsed at one dose both show
+        for _, line in points.groupby(knob, dropna=False, sort=False):
             line = line.sort_values("dose")
             method = line["method"].iloc[0]
             color, style = METHOD_STYLE.get(method, ("black", "-"))
@@ -64,8 +67,11 @@ def dose_figure(runs: pd.DataFrame, out_dir: Path | str, metric: str = "test_acc
                     mfc="white" if _is_control(method) else color, ms=8 if raw else 5, lw=1)
             ax.vlines(x, shown["ci_low"].clip(lower=0), shown["ci_high"].clip(upper=100), color=color, lw=1)
             out = line[line["collapsed"] > 0]
-            ax.plot(out["dose_all"].clip(upper=DOSE_MAX), [0.04] * len(out), "x", color=color, ms=6, mew=1.5,
-                    transform=ax.get_xaxis_transform())
+            if len(out):
+                y = 0.02 + 0.05 * row / (rows - 1) if rows > 1 else 0.045  # the strip: the axes' lowest 0.09
+                ax.plot(out["dose_all"].clip(upper=DOSE_MAX), [y] * len(out), "x", color=color, ms=6, mew=1.5,
+                        transform=ax.get_xaxis_transform())
+                row += 1
         if (panel[["dose", "dose_all"]] >= DOSE_MAX).any().any():
             ax.axvline(DOSE_MAX, color="0.6", lw=0.8)
         ax.set_xscale("log")

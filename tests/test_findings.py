@@ -199,3 +199,9 @@ def test_the_exercise_answers_hold_in_the_records(committed):
     resnet = findings.summary(committed, dataset="cifar10", model="resnet18", method="gsgi", k=2, dose="clamp, RHO 2")
     assert resnet.loc["gs", "chosen_minus_this"] < -3 and resnet.loc["gsni", "chosen_minus_this"] > -1
     assert resnet.loc["gsgi-shrink", "collapsed"] == resnet.loc["gsgi-shrink", "seeds"] >= 2
+    ei = findings.summary(committed, dataset="cifar10", model="ei_net", method="gsgi", k=2, dose="clamp, RHO 2")
+    assert ei.loc["gs", "chosen_minus_this"] < -3 and abs(ei.loc["gsni", "chosen_minus_this"]) < 2.5
+    assert ei.loc["gsgi-shrink", "collapsed"] == ei.loc["gsgi-shrink", "seeds"] >= 2
+    every = findings.summary(committed, dataset="cifar10", model="vgg11", method="stdp-bw-gs", k=0, dose="clamp, RHO 2")
+    assert every.loc["gs", "chosen_minus_this"] < -5  # STDP in every epoch costs VGG-11 more than gsgi's
+    assert every.loc["shrink-bw-gs", "collapsed"] == every.loc["shrink-bw-gs", "seeds"] >= 2  # never left chance

@@ -522,6 +522,9 @@ def test_a_run_that_falls_towards_chance_collapsed():
     assert not collapsed(0.151, 0.16, 0.205, "cifar10")  # slow, never fell: not a collapse
     assert not collapsed(0.12, 0.14, 0.15, "cifar10")  # a 2-point dip near chance is noise
     assert not collapsed(math.nan, 0.9, 0.9, "cifar10")  # no epoch yet
+    assert collapsed(0.1, 0.1, 0.62, "cifar10")  # never left chance: driven there from its first epoch
+    assert collapsed(0.1, 0.115, 0.62, "cifar10") and not collapsed(0.12, 0.125, 0.62, "cifar10")
+    assert not collapsed(0.01, 0.01, 0.5, "fake")  # chance unknown: only a fall counts
 
 
 def test_collapsed_runs_are_counted_apart_and_kept_out_of_statistics(collapse_root, tmp_path):
@@ -550,6 +553,8 @@ def test_collapsed_runs_are_counted_apart_and_kept_out_of_statistics(collapse_ro
     dose = pd.read_csv(tmp_path / "dose.csv")
     low, high = fig.axes[0].get_ylim()  # the crosses' strip (the bottom tenth) is clear of every mean and CI
     assert dose[["mean", "ci_low"]].min().min() >= low + 0.09 * (high - low)
+    crosses = [line for line in fig.axes[0].lines if line.get_marker() == "x"]
+    assert len({line.get_ydata()[0] for line in crosses}) == len(crosses) == 2  # a row of the strip per line
     assert cell(dose, method="gsi")["n"] == 0 and cell(dose, method="gsi")["collapsed"] == 3
     assert cell(dose, method="gsgi")["n"] == 2 and cell(dose, method="gsgi")["collapsed"] == 1
 
