@@ -53,11 +53,11 @@ def dose_figure(runs: pd.DataFrame, out_dir: Path | str, metric: str = "test_acc
             ax.axhline(r.mean, color=color, ls=style, lw=1.2)
             if r.n > 1:
                 ax.axhspan(r.ci_low, r.ci_high, color=color, alpha=0.12, lw=0)
-        points = panel[panel["kind"] == "point"]
-        rows = points.groupby(knob, dropna=False, sort=False)["collapsed"].sum().gt(0).sum()
+        lines = [line.sort_values("dose") for _, line in
+                 panel[panel["kind"] == "point"].groupby(knob, dropna=False, sort=False)]
+        rows = sum(bool((line["collapsed"] > 0).any()) for line in lines)
         row = 0  # each line's crosses get a row of the strip, so two lines collapsed at one dose both show
-        for _, line in points.groupby(knob, dropna=False, sort=False):
-            line = line.sort_values("dose")
+        for line in lines:
             method = line["method"].iloc[0]
             color, style = METHOD_STYLE.get(method, ("black", "-"))
             raw = _raw_sum(line["stdp_norm"].iloc[0]) if "stdp_norm" in line else False
