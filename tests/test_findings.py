@@ -202,6 +202,7 @@ def test_the_exercise_answers_hold_in_the_records(committed):
     ei = findings.summary(committed, dataset="cifar10", model="ei_net", method="gsgi", k=2, dose="clamp, RHO 2")
     assert ei.loc["gs", "chosen_minus_this"] < -3 and abs(ei.loc["gsni", "chosen_minus_this"]) < 2.5
     assert ei.loc["gsgi-shrink", "collapsed"] == ei.loc["gsgi-shrink", "seeds"] >= 2
-    every = findings.summary(committed, dataset="cifar10", model="vgg11", method="stdp-bw-gs", k=0, dose="clamp, RHO 2")
-    assert every.loc["gs", "chosen_minus_this"] < -5  # STDP in every epoch costs VGG-11 more than gsgi's
-    assert every.loc["shrink-bw-gs", "collapsed"] == every.loc["shrink-bw-gs", "seeds"] >= 2  # never left chance
+    for model in ("vgg11", "resnet18", "ei_net"):  # STDP in every epoch costs more than gsgi's
+        every = findings.summary(committed, dataset="cifar10", model=model, method="stdp-bw-gs", k=0, dose="clamp, RHO 2")
+        assert every.loc["gs", "chosen_minus_this"] < -5
+        assert every.loc["shrink-bw-gs", "collapsed"] == every.loc["shrink-bw-gs", "seeds"] >= 1  # never left chance
