@@ -19,6 +19,7 @@ from eicil.figures import (METHOD_STYLE, _facets, _line_label, _marker, _method_
 from eicil.stats import summarize
 
 DOSE_MAX = 1e3  # doses beyond this are drawn on the dose plot's edge
+DODGE = 0.02  # decades between the lines of a panel drawn side by side, so bars at one dose do not hide each other
 # Settings that stay within one panel: the knob along x and the update's coupling.
 DOSE_LINE_SETTINGS = ("stdp_lr", SET_DOSE, "stdp_norm")
 
@@ -29,7 +30,8 @@ def dose_figure(runs: pd.DataFrame, out_dir: Path | str, metric: str = "test_acc
     knob (stdp_lr, stdp_dose_set) and stdp_norm (e.g. a panel per K and weight dependence). In a panel,
     a marker per cell of runs that differ only in the seed, at the mean of both with 95% CIs over
     seeds; each STDP method (filled) in its colour, its shrinkage and frozen controls (hollow) in its
-    colour family; gs and gsni, which take no STDP step, as bands (mean, 95% CI).
+    colour family, the lines dodged a few percent apart along x (DODGE) so that bars at one dose all
+    show (the csv keeps the measured dose); gs and gsni, which take no STDP step, as bands (mean, 95% CI).
 
     Collapsed runs (cells.collapsed) are kept out of every mean and marked with a cross in a strip
     at the panel's foot, below a grey line and every mean, at their cell's dose (a dose that
@@ -57,12 +59,17 @@ def dose_figure(runs: pd.DataFrame, out_dir: Path | str, metric: str = "test_acc
                  panel[panel["kind"] == "point"].groupby(knob, dropna=False, sort=False)]
         rows = sum(bool((line["collapsed"] > 0).any()) for line in lines)
         row = 0  # each line's crosses get a row of the strip, so two lines collapsed at one dose both show
+        drawn = sum(bool((line["n"] > 0).any()) for line in lines)
+        dodge = 0  # the drawn lines' places side by side
         for line in lines:
             method = line["method"].iloc[0]
             color, style = METHOD_STYLE.get(method, ("black", "-"))
             raw = _raw_sum(line["stdp_norm"].iloc[0]) if "stdp_norm" in line else False
             shown = line[line["n"] > 0]
             x = shown["dose"].clip(upper=DOSE_MAX)  # runaway doses (weights blown up) sit on the edge
+            if len(shown):  # dodged: the csv keeps the measured dose
+                x = x * 10 ** (DODGE * (dodge - (drawn - 1) / 2))
+                dodge += 1
             ax.plot(x, shown["mean"], "*" if raw else _marker(method) + style, color=color,
                     mfc="white" if _is_control(method) else color, ms=8 if raw else 5, lw=1)
             ax.vlines(x, shown["ci_low"].clip(lower=0), shown["ci_high"].clip(upper=100), color=color, lw=1)
@@ -93,7 +100,7 @@ def dose_figure(runs: pd.DataFrame, out_dir: Path | str, metric: str = "test_acc
     fig.legend(handles=_dose_key(cells), fontsize="x-small", loc="outside right upper", frameon=False)
     # wrapped clear of the legend column at the right
     _suptitle(fig, f"mean over seeds, bars: 95% CI; x: STDP's step over the optimiser's, mean over STDP epochs (log; "
-                   f">{DOSE_MAX:g} on the grey line)", width=fig.get_figwidth() - 2.6)
+                   f">{DOSE_MAX:g} on the grey line; methods dodged a few % apart)", width=fig.get_figwidth() - 2.6)
     _save_figure(fig, cells, Path(out_dir), "dose")
     return fig
 

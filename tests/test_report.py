@@ -457,6 +457,10 @@ def test_dose_figure(control_root, tmp_path):
     low_ci, high_ci = sps.t.interval(0.95, 2, loc=1.1, scale=sps.sem(doses))
     assert (high["dose"], high["dose_low"], high["dose_high"]) == pytest.approx((1.1, low_ci, high_ci))
     assert high["mean"] == pytest.approx(85.2) and high["n"] == 3
+    # each drawn line sits a little apart, so bars at one dose do not hide each other; the csv keeps the dose
+    xs = [x for line in fig.axes[0].lines if line.get_marker() not in ("x", "None") for x in line.get_xdata()]
+    assert len(xs) == len(points) and len(set(xs)) == len(xs) and points["dose"].round(6).nunique() < len(xs)
+    assert sorted(xs) == pytest.approx(sorted(points["dose"]), rel=0.1)
     one = (runs["method"] == "stdp-bw") & (runs["stdp_lr"] == 1.0) & (runs["seed"] == 0)
     blown = runs.assign(stdp_dose=runs["stdp_dose"].mask(one, math.inf))  # that run's weights blew up
     dose_figure(blown, tmp_path / "blown")
