@@ -124,7 +124,7 @@ def setup(cfg: Config, data: Data | None = None) -> Run:
     device = pick_device(cfg.device)
     set_seed(cfg.seed)
     # A collapsing run's weights decay to ~1e-21 and their products go subnormal, which x86 CPUs
-    # compute ~6x slower (benchmarks/bench_denormal.py); flushed to zero they cost nothing.
+    # compute 2-6x slower (benchmarks/bench_denormal.py); flushed to zero they cost nothing.
     torch.set_flush_denormal(True)
     if data is None:
         data = build_data(cfg.dataset, data_root=cfg.data_root, download=cfg.download,

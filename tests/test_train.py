@@ -46,7 +46,7 @@ def test_rows_name_the_paper_mechanisms():
     assert only_stdp == ["stdp-bw", "stdp-conv"]
     torch.set_flush_denormal(False)
     run = setup(tiny())
-    assert torch.tensor(1e-30) * torch.tensor(1e-10) == 0  # setup flushes subnormals (collapsed runs: 6x slower)
+    assert torch.tensor(1e-30) * torch.tensor(1e-10) == 0  # setup flushes subnormals (collapsed runs: 2-6x slower)
     assert cycle.stdp_targets(run.model, "stdp-bw") == [run.model.fc_hidden]
     assert cycle.stdp_targets(run.model, "gs") == cycle.stdp_targets(run.model, "null") == []
     assert set(run.pairs) == set(cycle.all_stdp_targets(run.model))
