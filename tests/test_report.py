@@ -360,6 +360,22 @@ def test_controls_match_each_control_on_the_settings_it_uses(control_root):
     assert bwgs["mde"] == pytest.approx(mde(0.2, 3, 0.2, 3))
 
 
+def test_a_control_without_stdp_serves_every_set_dose(tmp_path):
+    for dose, accs in ((2.0, (0.80, 0.81, 0.82)), (0.2, (0.88, 0.89, 0.90))):
+        for seed, acc in enumerate(accs):
+            write_run(tmp_path / f"rho{dose}", "gsgi", 2, seed, acc, "complete", extra={"stdp_dose": dose})
+            write_run(tmp_path / f"rho{dose}", "gsgi-shrink", 2, seed, acc + 0.01, "complete", extra={"stdp_dose": dose})
+    for seed, acc in enumerate((0.885, 0.895, 0.905)):
+        write_run(tmp_path, "gs", 2, seed, acc, "complete", extra={"stdp_dose": 2.0})  # blanked: gs takes no STDP step
+    runs = load_runs(tmp_path)
+    assert "stdp_dose_set" in split_settings(runs)
+    t = table1(runs, k=2).set_index(["stdp_dose_set", "method"])
+    assert t.loc[(2.0, "gsgi"), "delta_vs_gs"] == pytest.approx(-8.5)
+    assert t.loc[(0.2, "gsgi"), "delta_vs_gs"] == pytest.approx(-0.5)
+    pairs = {(r.stdp_dose_set, r.control): r.control_n for r in controls(runs).itertuples()}
+    assert pairs == {(2.0, "gs"): 3, (2.0, "gsgi-shrink"): 3, (0.2, "gs"): 3, (0.2, "gsgi-shrink"): 3}
+
+
 def test_controls_holm_and_verdicts(control_root):
     t = controls(load_runs(control_root))
     assert t["p_holm"].tolist() == pytest.approx(holm(t["p"]), nan_ok=True)
