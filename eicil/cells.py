@@ -27,6 +27,11 @@ SETTINGS = [SET_DOSE if name == "stdp_dose" else name for name in TYPES
             if name not in RUN_IRRELEVANT and name not in ("model", "dataset", "method", "k", "seed")]
 
 
+def uses_setting(method: str, column: str) -> bool:
+    """Whether a method's runs use the setting of a column (cycle.relevant, by the config's name)."""
+    return cycle.relevant(method, "stdp_dose" if column == SET_DOSE else column)
+
+
 # A run collapsed when it fell (its last epoch at least COLLAPSE_DROP below its best) to below
 # half-way between chance and gs's accuracy (gs of the same model, data and scale; the run's own best
 # epoch where no gs was run), or never left chance (no epoch AT_CHANCE above it): its weights ran

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from eicil import cycle, records
-from eicil.cells import SET_DOSE, _pick_k, _sorted, collapsed_mask, split_settings
+from eicil.cells import _pick_k, _sorted, collapsed_mask, split_settings, uses_setting
 from eicil.cycle import METHODS
 from eicil.paper import paper_acc
 from eicil.stats import diff_ci, holm, holm_interval, mde, summarize, welch_p
@@ -102,8 +102,8 @@ def _matching(runs: pd.DataFrame, base: str, info: dict, keys: list[str]) -> pd.
     """The runs of method `base` that agree with a cell on every key `base` uses (a setting `base`
     ignores is blank in its rows, so it must not be matched)."""
     match = runs["method"] == base
-    for c in keys:  # the column stdp_dose_set is the config's stdp_dose
-        if c != "method" and cycle.relevant(base, "stdp_dose" if c == SET_DOSE else c):
+    for c in keys:
+        if c != "method" and uses_setting(base, c):
             match &= _same(runs[c], info[c])
     return match
 
