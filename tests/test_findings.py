@@ -209,3 +209,7 @@ def test_the_exercise_answers_hold_in_the_records(committed):
         low = findings.summary(committed, dataset="cifar10", model=model, method="gsgi", k=2, dose="clamp, RHO 0.2")
         assert abs(low.loc["gs", "chosen_minus_this"]) < 1.5  # a tenth of the dose costs nothing ...
         assert low.loc["gsgi-shrink", "collapsed"] == 0 and low.loc["gsgi-shrink", "chosen_minus_this"] < 0  # ... and shrinks as well
+        assert low.loc["gsgi", "seeds"] >= 3 and low.loc["gsgi-shrink", "seeds"] >= 3
+    every_low = findings.summary(committed, dataset="cifar10", model="vgg11", method="stdp-bw-gs", k=0, dose="clamp, RHO 0.2")
+    assert abs(every_low.loc["gs", "chosen_minus_this"]) < 1.5  # STDP in every epoch costs nothing at RHO 0.2 either
+    assert every_low.loc["shrink-bw-gs", "collapsed"] == 0 and every_low.loc["shrink-bw-gs", "chosen_minus_this"] > 1
