@@ -212,4 +212,5 @@ def test_the_exercise_answers_hold_in_the_records(committed):
         assert low.loc["gsgi", "seeds"] >= 3 and low.loc["gsgi-shrink", "seeds"] >= 3
     every_low = findings.summary(committed, dataset="cifar10", model="vgg11", method="stdp-bw-gs", k=0, dose="clamp, RHO 0.2")
     assert abs(every_low.loc["gs", "chosen_minus_this"]) < 1.5  # STDP in every epoch costs nothing at RHO 0.2 either
-    assert every_low.loc["shrink-bw-gs", "collapsed"] == 0 and every_low.loc["shrink-bw-gs", "chosen_minus_this"] > 1
+    control = every_low.loc["shrink-bw-gs"]  # learns at this dose, and ends below STDP (and gs)
+    assert control["seeds"] >= 3 and control["collapsed"] == 0 and control["chosen_minus_this"] > 1
