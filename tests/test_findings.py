@@ -210,7 +210,9 @@ def test_the_exercise_answers_hold_in_the_records(committed):
         assert abs(low.loc["gs", "chosen_minus_this"]) < 1.5  # a tenth of the dose costs nothing ...
         assert low.loc["gsgi-shrink", "collapsed"] == 0 and low.loc["gsgi-shrink", "chosen_minus_this"] < 0  # ... and shrinks as well
         assert low.loc["gsgi", "seeds"] >= 3 and low.loc["gsgi-shrink", "seeds"] >= 3
-    every_low = findings.summary(committed, dataset="cifar10", model="vgg11", method="stdp-bw-gs", k=0, dose="clamp, RHO 0.2")
-    assert abs(every_low.loc["gs", "chosen_minus_this"]) < 1.5  # STDP in every epoch costs nothing at RHO 0.2 either
-    control = every_low.loc["shrink-bw-gs"]  # learns at this dose, and ends below STDP (and gs)
-    assert control["seeds"] >= 3 and control["collapsed"] == 0 and control["chosen_minus_this"] > 1
+        every_low = findings.summary(committed, dataset="cifar10", model=model, method="stdp-bw-gs", k=0, dose="clamp, RHO 0.2")
+        assert every_low.loc["gs", "chosen_minus_this"] > -1.5  # STDP in every epoch costs nothing at RHO 0.2 ...
+        control = every_low.loc["shrink-bw-gs"]  # ... and its control learns at this dose
+        assert every_low.loc["stdp-bw-gs", "seeds"] >= 3 and control["seeds"] >= 3 and control["collapsed"] == 0
+        if model == "vgg11":  # level with gs, and its control ends below STDP (and gs)
+            assert abs(every_low.loc["gs", "chosen_minus_this"]) < 1.5 and control["chosen_minus_this"] > 1
