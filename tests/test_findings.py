@@ -209,6 +209,9 @@ def test_the_exercise_answers_hold_in_the_records(committed):
         hidden = findings.summary(committed, dataset="cifar10", model=model, method="gsi", k=2, dose="clamp, RHO 2")
         assert abs(hidden.loc["gs", "chosen_minus_this"]) < 1.5 and hidden.loc["gsi", "seeds"] >= 2  # STDP on fc_hidden alone costs nothing
         assert hidden.loc["gsni", "chosen_minus_this"] > 5 and hidden.loc["gsi-shrink", "collapsed"] >= 1
+        hidden_low = findings.summary(committed, dataset="cifar10", model=model, method="gsi", k=2, dose="clamp, RHO 0.2")
+        assert abs(hidden_low.loc["gs", "chosen_minus_this"]) < 1.5 and hidden_low.loc["gsi", "seeds"] >= 3
+        assert hidden_low.loc["gsi-shrink", "collapsed"] == 0 and abs(hidden_low.loc["gsi-shrink", "chosen_minus_this"]) < 1.5
         low = findings.summary(committed, dataset="cifar10", model=model, method="gsgi", k=2, dose="clamp, RHO 0.2")
         assert abs(low.loc["gs", "chosen_minus_this"]) < 1.5  # a tenth of the dose costs nothing ...
         assert low.loc["gsgi-shrink", "collapsed"] == 0 and low.loc["gsgi-shrink", "chosen_minus_this"] < 0  # ... and shrinks as well
